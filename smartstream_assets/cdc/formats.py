@@ -140,6 +140,9 @@ def read_csv_records(key: str, data: bytes, *, names: list[str] | None, header: 
     quotes = np.flatnonzero(buf == 34)
     newlines, commas = all_newlines, np.flatnonzero(buf == 44)
     quoted_newlines = False
+    if quotes.size and not _quotes_are_field_delimiters(buf, quotes):
+        # A quote inside an unquoted field (O"Brien) breaks the parity rule.
+        return _read_csv_slowly(data, names, header)
     if quotes.size:
         outside = np.searchsorted(quotes, newlines) % 2 == 0
         quoted_newlines = not outside.all()
@@ -205,6 +208,17 @@ def read_csv_records(key: str, data: bytes, *, names: list[str] | None, header: 
     return CsvRecords(list(names), columns, lines.astype(np.int64), raw_text, rejected)
 
 
+def _quotes_are_field_delimiters(buf: np.ndarray, quotes: np.ndarray) -> bool:
+    """In the parity model, every opening quote starts a field and every closing
+    quote ends one (or is half of an escaped pair)."""
+    opening, closing = quotes[0::2], quotes[1::2]
+    before = buf[np.maximum(opening - 1, 0)]
+    ok_open = (opening == 0) | np.isin(before, (44, 10, 13, 34))
+    after = buf[np.minimum(closing + 1, len(buf) - 1)]
+    ok_close = (closing == len(buf) - 1) | np.isin(after, (44, 10, 13, 34))
+    return bool(ok_open.all() and ok_close.all() and len(quotes) % 2 == 0)
+
+
 def _parse_with_arrow(key: str, body: bytes, ncols: int, quoted_newlines: bool) -> list[pa.Array]:
     auto = [f"f{i}" for i in range(ncols)]
     try:
@@ -224,7 +238,7 @@ def _parse_with_arrow(key: str, body: bytes, ncols: int, quoted_newlines: bool) 
     return [table.column(c).combine_chunks() for c in auto]
 
 
-def _read_csv_slowly(data: bytes, names: list[str], header: bool) -> CsvRecords:
+def _read_csv_slowly(data: bytes, names: list[str] | None, header: bool) -> CsvRecords:
     text = data.decode("utf-8", errors="replace")
     rows, lines, raws, rejected = [], [], [], []
     reader = csv.reader(io.StringIO(text, newline=""))
@@ -234,6 +248,7 @@ def _read_csv_slowly(data: bytes, names: list[str], header: bool) -> CsvRecords:
         line = start_line
         start_line = reader.line_num + 1
         if header and i == 0:
+            names = [n.strip() for n in row]
             continue
         if not row:
             continue
@@ -244,6 +259,7 @@ def _read_csv_slowly(data: bytes, names: list[str], header: bool) -> CsvRecords:
         rows.append(row)
         lines.append(line)
         raws.append(raw)
+    names = names or []
     # csv cannot tell "" from an empty unquoted field; the slow path treats both as NULL.
     columns = [pa.array([r[j] or None for r in rows], pa.string()) for j in range(len(names))]
     return CsvRecords(

@@ -1,0 +1,44 @@
+# smartstream: two commands for a newcomer.
+#   make demo   installs everything, then materialises the whole graph on data/
+#   make test   installs everything, then runs the full test suite
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+# The embedded default: the Dagster instance is this folder's dagster.yaml
+# (sqlite under .smartstream/), the lake a local folder under .smartstream/.
+export DAGSTER_HOME := $(CURDIR)
+export HF_HUB_OFFLINE := 1
+
+.PHONY: install demo test stack stack-down bench ui clean
+
+install: $(STAMP)
+
+$(STAMP): setup.py
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --disable-pip-version-check --upgrade pip
+	$(BIN)/python -m pip install -q --disable-pip-version-check -e '.[dev]'
+	touch $(STAMP)
+
+demo: install
+	$(BIN)/python -m smartstream_assets.demo
+
+test: install
+	$(BIN)/python -m pytest
+
+# A local REAL stack on 127.0.0.1: SeaweedFS as S3 (with access keys).
+stack: install
+	$(BIN)/python -m smartstream_assets.local_stack up
+
+stack-down:
+	$(BIN)/python -m smartstream_assets.local_stack down
+
+bench: install
+	$(BIN)/python benchmarks/ingest.py
+
+ui: install
+	$(BIN)/dagster dev
+
+clean:
+	rm -rf .smartstream

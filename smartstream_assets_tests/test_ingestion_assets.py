@@ -1,0 +1,207 @@
+"""trusted/<table> and current/<table> through Dagster's materialize()."""
+
+from datetime import date, datetime, timezone
+
+import dagster as dg
+import pyarrow.compute as pc
+import pytest
+
+from smartstream_assets import ingestion
+from smartstream_assets.assets.ingestion import build_ingestion_assets
+from smartstream_assets.lake import LocalLake, ObjectInfo
+from smartstream_assets.resources import LakeResource
+from smartstream_assets.tables import load_tables
+
+from .helpers import rows
+
+SPEC = load_tables(extra="")["employees"]
+PREFIX = SPEC.raw_prefix
+ASSETS = build_ingestion_assets(SPEC)
+
+
+def emp(op, ts, ident, city="Pune", age="30", leave="0"):
+    op_part = f"{op}," if op else ""
+    return f"{op_part}{ts},{ident},Bachelors,2017,{city},3,{age},Male,No,2,{leave}\n"
+
+
+@pytest.fixture
+def lake(tmp_path):
+    return LocalLake(tmp_path / "lake")
+
+
+def write(lake, key, *lines):
+    lake.write_bytes(PREFIX + key, "".join(lines).encode())
+
+
+def seed_history(lake):
+    write(lake, "2026/03/01/LOAD00000001.csv", *(emp("", "2026-03-01 00:00:00", i) for i in range(1, 6)))
+    write(
+        lake,
+        "2026/03/02/20260302-100000000.csv",
+        emp("U", "2026-03-02 10:00:00", 1, city="Bangalore"),
+        emp("D", "2026-03-02 10:00:01", 2),
+        emp("I", "2026-03-02 10:00:02", 6),
+        "X,2026-03-02 10:00:03,7,Bachelors,2017,Pune,3,30,Male,No,2,0\n",
+        emp("I", "2026-03-02 10:00:04", 8, age="old"),
+        "I,2026-03-02 10:00:05,9,Bachelors\n",
+    )
+
+
+def run(lake, partition=None, *, tags=None, run_config=None, instance=None, raise_on_error=True):
+    return dg.materialize(
+        ASSETS,
+        partition_key=partition,
+        tags=tags,
+        run_config=run_config,
+        resources={"lake": LakeResource(url=lake.url)},
+        instance=instance or dg.DagsterInstance.ephemeral(),
+        raise_on_error=raise_on_error,
+    )
+
+
+def metadata(result, key):
+    """The metadata of the materialisation of ``key`` (a range run records one per partition)."""
+    events = [e for e in result.get_asset_materialization_events() if e.asset_key.to_user_string() == key]
+    assert events, f"{key} was not materialised"
+    return {k: v.value for k, v in events[-1].materialization.metadata.items()}
+
+
+def checks(result):
+    return {(c.asset_key.to_user_string(), c.check_name): c.passed for c in result.get_asset_check_evaluations()}
+
+
+def current_state(lake):
+    table = lake.read_parquet(ingestion.current_key("employees"))
+    return sorted(rows(table, "EmployeeID", "City"))
+
+
+def test_partitions_materialise_trusted_current_and_quarantine_with_metadata(lake):
+    seed_history(lake)
+    instance = dg.DagsterInstance.ephemeral()
+    first = run(lake, "2026-03-01", instance=instance)
+    assert metadata(first, "trusted/employees")["dagster/row_count"] == 5
+    second = run(lake, "2026-03-02", instance=instance)
+    meta = metadata(second, "trusted/employees")
+    assert (meta["rows_in"], meta["dagster/row_count"], meta["rows_quarantined"]) == (6, 3, 3)
+    assert (meta["quarantined_unknown_op"], meta["quarantined_bad_value"], meta["quarantined_wrong_field_count"]) == (1, 1, 1)
+    assert meta["path"].endswith("trusted/employees/ingest_date=2026-03-02/data.parquet")
+    assert current_state(lake) == [(1, "Bangalore"), (3, "Pune"), (4, "Pune"), (5, "Pune"), (6, "Pune")]
+    cur = metadata(second, "current/employees")
+    assert (cur["dagster/row_count"], cur["deleted_keys"], cur["partitions_applied"]) == (5, 1, ["2026-03-02"])
+    quarantine = lake.read_parquet(ingestion.quarantine_key("employees", date(2026, 3, 2)))
+    assert rows(quarantine, "_source_line", "_reason_code") == [(4, "unknown_op"), (5, "bad_value"), (6, "wrong_field_count")]
+    c = checks(second)
+    assert c[("trusted/employees", "rows_accounted_for")] and c[("current/employees", "primary_key_unique")]
+    assert c[("trusted/employees", "quarantine_rate")] is False  # 3 of 6 rows: the WARN check fires
+
+
+def test_a_partition_range_runs_once_and_backfills_every_day(lake):
+    seed_history(lake)
+    result = run(
+        lake,
+        tags={"dagster/asset_partition_range_start": "2026-02-28", "dagster/asset_partition_range_end": "2026-03-02"},
+    )
+    assert result.success
+    partitions = {e.partition for e in result.get_asset_materialization_events() if e.asset_key.path[0] == "trusted"}
+    assert partitions == {"2026-02-28", "2026-03-01", "2026-03-02"}
+    meta = metadata(result, "trusted/employees")
+    assert (meta["raw_objects"], meta["rows_in"], meta["dagster/row_count"]) == (2, 11, 8)
+    assert "| 2026-03-01 | 1 | 5 | 5 | 0 |" in meta["partitions"]
+    assert lake.exists(ingestion.trusted_key("employees", date(2026, 3, 1)))
+    assert not lake.exists(ingestion.trusted_key("employees", date(2026, 2, 28)))  # no raw objects that day
+    assert len(current_state(lake)) == 5
+
+
+def test_rerunning_a_partition_is_idempotent(lake):
+    seed_history(lake)
+    for day in ("2026-03-01", "2026-03-02"):
+        run(lake, day)
+    trusted_before = lake.read_bytes(ingestion.trusted_key("employees", date(2026, 3, 2)))
+    state_before = current_state(lake)
+    again = run(lake, "2026-03-02")
+    assert lake.read_parquet(ingestion.trusted_key("employees", date(2026, 3, 2))).equals(
+        ingestion_table(trusted_before)
+    )
+    assert current_state(lake) == state_before
+    assert metadata(again, "current/employees")["dagster/row_count"] == len(state_before)
+
+
+def ingestion_table(data):
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    return pq.read_table(pa.BufferReader(data))
+
+
+def test_backfilling_an_older_day_after_a_newer_one_gives_the_same_state(lake):
+    seed_history(lake)
+    run(lake, "2026-03-02")
+    run(lake, "2026-03-01")  # the full load arrives late
+    assert current_state(lake) == [(1, "Bangalore"), (3, "Pune"), (4, "Pune"), (5, "Pune"), (6, "Pune")]
+
+
+def test_objects_arriving_later_the_same_day_are_applied_on_the_next_run(lake):
+    seed_history(lake)
+    run(lake, "2026-03-01")
+    run(lake, "2026-03-02")
+    write(lake, "2026/03/02/20260302-200000000.csv", emp("D", "2026-03-02 20:00:00", 1))
+    result = run(lake, "2026-03-02")
+    assert metadata(result, "trusted/employees")["raw_objects"] == 2
+    assert [k for k, _ in current_state(lake)] == [3, 4, 5, 6]
+
+
+def test_an_unreadable_object_fails_the_run_naming_its_key_and_keeps_the_old_partition(lake):
+    seed_history(lake)
+    run(lake, "2026-03-02")
+    before = lake.read_bytes(ingestion.trusted_key("employees", date(2026, 3, 2)))
+    lake.write_bytes(PREFIX + "2026/03/02/20260302-300000000.csv.gz", b"this is not gzip")
+    result = run(lake, "2026-03-02", raise_on_error=False)
+    assert not result.success
+    [failure] = [e for e in result.all_events if e.event_type_value == "STEP_FAILURE"]
+    error = failure.event_specific_data.error
+    assert error.cause.cls_name == "UnreadableObject"
+    assert "raw/hr/employees/2026/03/02/20260302-300000000.csv.gz" in error.cause.message
+    assert lake.read_bytes(ingestion.trusted_key("employees", date(2026, 3, 2))) == before
+
+
+def test_nothing_is_lost_rows_in_equal_changes_plus_quarantine(lake):
+    seed_history(lake)
+    run(lake, "2026-03-02")
+    trusted = lake.read_parquet(ingestion.trusted_key("employees", date(2026, 3, 2)))
+    quarantine = lake.read_parquet(ingestion.quarantine_key("employees", date(2026, 3, 2)))
+    raw_lines = lake.read_bytes(PREFIX + "2026/03/02/20260302-100000000.csv").decode().splitlines()
+    assert trusted.num_rows + quarantine.num_rows == len(raw_lines)
+    seen = sorted(trusted.column("_source_line").to_pylist() + quarantine.column("_source_line").to_pylist())
+    assert seen == list(range(1, len(raw_lines) + 1))
+
+
+def test_rebuild_config_rereads_every_partition(lake):
+    seed_history(lake)
+    run(lake, "2026-03-01")
+    run(lake, "2026-03-02")
+    result = run(lake, "2026-03-02", run_config={"ops": {"current__employees": {"config": {"rebuild": True}}}})
+    meta = metadata(result, "current/employees")
+    assert meta["rebuilt"] is True and sorted(meta["partitions_applied"]) == ["2026-03-01", "2026-03-02"]
+    assert len(current_state(lake)) == 5
+
+
+def test_ingest_date_comes_from_the_key_else_last_modified():
+    lm = datetime(2026, 5, 6, 23, 59, tzinfo=timezone.utc)
+
+    def day(key):
+        return ingestion.ingest_date_of(ObjectInfo(key, 1, lm, "e"), "raw/a/")
+
+    assert day("raw/a/2026/03/01/x.csv") == date(2026, 3, 1)
+    assert day("raw/a/ingest_date=2026-04-02/x.csv") == date(2026, 4, 2)
+    assert day("raw/a/x.csv") == date(2026, 5, 6)
+    assert day("raw/a/2026/13/45/x.csv") == date(2026, 5, 6)  # not a date
+    assert day("raw/a/20260301-000000.csv") == date(2026, 5, 6)  # a file name is not a folder
+
+
+def test_trusted_partition_is_typed_as_declared(lake):
+    seed_history(lake)
+    run(lake, "2026-03-02")
+    table = lake.read_parquet(ingestion.trusted_key("employees", date(2026, 3, 2)))
+    assert table.schema.field("Age").type == "int64"
+    assert str(table.schema.field("_commit_ts").type) == "timestamp[us, tz=UTC]"
+    assert pc.all(pc.is_valid(table.column("EmployeeID"))).as_py()

@@ -1,5 +1,7 @@
 """The smartstream code location: one Definitions object."""
 
+import warnings
+
 import dagster as dg
 
 from .assets.ingestion import build_ingestion_assets
@@ -7,6 +9,10 @@ from .jobs import build_ingest_job
 from .resources import LakeResource
 from .sensors import build_raw_sensor
 from .tables import load_tables
+
+# BackfillPolicy.single_run() is what makes `--partition-range` work from the CLI;
+# its beta warning would print on every load of the code location.
+warnings.filterwarnings("ignore", message=".*backfill_policy.*", category=dg.BetaWarning)
 
 
 def build_definitions() -> dg.Definitions:

@@ -6,6 +6,7 @@ import time
 
 import dagster as dg
 
+from .assets.ingestion import TrustedConfig, trusted_op_name
 from .raw_watch import WatchCursor, watch
 from .resources import LakeResource
 from .tables import TableSpec
@@ -33,6 +34,13 @@ def build_raw_sensor(spec: TableSpec, job) -> dg.SensorDefinition:
             dg.RunRequest(
                 run_key=req.run_key(spec.name),
                 partition_key=req.day.isoformat(),
+                run_config=dg.RunConfig(
+                    ops={
+                        trusted_op_name(spec.name): TrustedConfig(
+                            sensor_ingest_date=req.day.isoformat(), sensor_raw_objects=req.objects
+                        )
+                    }
+                ),
                 tags={"smartstream/table": spec.name, "smartstream/raw_objects": str(req.objects)},
             )
             for req in result.requests

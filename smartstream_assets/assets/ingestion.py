@@ -20,8 +20,19 @@ from ..tables import TableSpec
 QUARANTINE_WARN_RATE = 0.05
 
 
+class TrustedConfig(dg.Config):
+    """Filled in by the raw sensor, so the run (and `dagster sensor preview`) shows what it saw."""
+
+    sensor_ingest_date: str = ""  # the ingest date the sensor saw new objects for
+    sensor_raw_objects: int = 0  # how many objects it listed for that date
+
+
 class CurrentConfig(dg.Config):
     rebuild: bool = False  # re-read every trusted partition instead of only new ones
+
+
+def trusted_op_name(table: str) -> str:
+    return f"trusted__{table}"
 
 
 def trusted_asset_key(table: str) -> dg.AssetKey:
@@ -53,7 +64,7 @@ def build_ingestion_assets(spec: TableSpec) -> list[dg.AssetsDefinition]:
             dg.AssetCheckSpec("quarantine_rate", asset=trusted_key, description=f"<= {QUARANTINE_WARN_RATE:.0%} quarantined"),
         ],
     )
-    def trusted(context: dg.AssetExecutionContext, lake: LakeResource) -> dg.MaterializeResult:
+    def trusted(context: dg.AssetExecutionContext, config: TrustedConfig, lake: LakeResource) -> dg.MaterializeResult:
         store = lake.get()
         days = [date.fromisoformat(k) for k in context.partition_keys]
         by_date = ingestion.raw_objects_by_date(store, spec, days)
@@ -65,7 +76,16 @@ def build_ingestion_assets(spec: TableSpec) -> list[dg.AssetsDefinition]:
                 f"{report.quarantined} quarantined"
             )
             reports.append(report)
-        return _trusted_result(store, spec, reports)
+        extra = {}
+        if config.sensor_ingest_date:
+            found = sum(r.objects for r in reports if r.day.isoformat() == config.sensor_ingest_date)
+            if found < config.sensor_raw_objects:  # raw is never modified: objects vanished
+                context.log.warning(
+                    f"the sensor saw {config.sensor_raw_objects} raw objects for {config.sensor_ingest_date}, "
+                    f"the run found {found}"
+                )
+            extra["raw_objects_seen_by_sensor"] = config.sensor_raw_objects
+        return _trusted_result(store, spec, reports, extra)
 
     @dg.asset(
         key=current_key,
@@ -123,7 +143,7 @@ def build_ingestion_assets(spec: TableSpec) -> list[dg.AssetsDefinition]:
     return [trusted, current]
 
 
-def _trusted_result(store, spec: TableSpec, reports) -> dg.MaterializeResult:
+def _trusted_result(store, spec: TableSpec, reports, extra: dict) -> dg.MaterializeResult:
     null_keys = sum(r.null_keys for r in reports)
     mismatches = sorted({m for r in reports for m in r.schema_mismatches})
     rows_in = sum(r.rows_in for r in reports)
@@ -142,6 +162,7 @@ def _trusted_result(store, spec: TableSpec, reports) -> dg.MaterializeResult:
         "debezium_tombstones": sum(r.tombstones for r in reports),
         "dagster/column_schema": column_schema(spec),
         "preview": preview(next((r.preview for r in reports if r.rows_out), None)),
+        **extra,
     }
     for reason, n in sorted(reasons.items()):
         metadata[f"quarantined_{reason}"] = n

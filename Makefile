@@ -5,6 +5,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+TORCH := 2.13.0
 
 # The embedded default: the Dagster instance is this folder's dagster.yaml
 # (sqlite under .smartstream/), the lake a local folder under .smartstream/.
@@ -18,6 +19,9 @@ install: $(STAMP)
 $(STAMP): setup.py
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --disable-pip-version-check --upgrade pip
+	# torch's CPU build first: anything that later asks for torch finds it satisfied
+	# instead of pulling the multi-GB CUDA build.
+	$(BIN)/python -m pip install -q --disable-pip-version-check torch==$(TORCH)
 	$(BIN)/python -m pip install -q --disable-pip-version-check -e '.[dev]'
 	touch $(STAMP)
 

@@ -7,8 +7,9 @@ Layout (see DESIGN.md):
     trusted/<table>/ingest_date=YYYY-MM-DD/data.parquet      change log of that day's raw objects
     quarantine/<table>/ingest_date=YYYY-MM-DD/data.parquet   rejected records with their reason
     current/<table>/data.parquet                             current state (changes applied)
-    _state/current/<table>/state.parquet                     last change per key, tombstones included
+    _state/current/<table>/tombstones.parquet                deleted keys + which partitions are applied
 Every partition is one object, so writing it is atomic and rewriting replaces it.
+The state that changes are applied to is current + tombstones (see update_current).
 """
 
 from __future__ import annotations
@@ -45,8 +46,8 @@ def current_key(table: str) -> str:
     return f"current/{table}/data.parquet"
 
 
-def state_key(table: str) -> str:
-    return f"_state/current/{table}/state.parquet"
+def tombstones_key(table: str) -> str:
+    return f"_state/current/{table}/tombstones.parquet"
 
 
 def ingest_date_of(obj: ObjectInfo, raw_prefix: str = "") -> date:
@@ -163,10 +164,14 @@ def update_current(lake: Lake, spec: TableSpec, *, rebuild: bool = False) -> Cur
     # changes stay applied until a rebuild.
     if state is None:
         state = trusted_schema(spec).empty_table()
-    meta = {_APPLIED_KEY: json.dumps(applied, sort_keys=True).encode()}
-    lake.write_parquet(state_key(spec.name), state.replace_schema_metadata(meta))
     current = current_rows(state)
+    tombstones = state.filter(pc.equal(state.column("_op"), "delete"))
+    # Current first, then tombstones with the applied map: after a crash between
+    # the two, the old map makes the next run re-apply the same partitions, and
+    # last-write-wins over (new current + old tombstones + those changes) is right.
     lake.write_parquet(current_key(spec.name), current)
+    meta = {_APPLIED_KEY: json.dumps(applied, sort_keys=True).encode()}
+    lake.write_parquet(tombstones_key(spec.name), tombstones.replace_schema_metadata(meta))
     return CurrentReport(
         rows=current.num_rows,
         tombstones=state.num_rows - current.num_rows,
@@ -178,14 +183,17 @@ def update_current(lake: Lake, spec: TableSpec, *, rebuild: bool = False) -> Cur
 
 
 def _load_state(lake: Lake, spec: TableSpec) -> tuple[pa.Table | None, dict[str, str]]:
-    if not lake.exists(state_key(spec.name)):
+    """current + tombstones, and the trusted partitions (key -> etag) already applied."""
+    if not (lake.exists(tombstones_key(spec.name)) and lake.exists(current_key(spec.name))):
         return None, {}
-    state = lake.read_parquet(state_key(spec.name))
-    applied = json.loads((state.schema.metadata or {}).get(_APPLIED_KEY, b"{}"))
-    if state.schema.remove_metadata() != trusted_schema(spec):
-        # The table's declared columns changed: the old state cannot be extended.
-        return None, {}
-    return state.replace_schema_metadata(None), applied
+    tombstones = lake.read_parquet(tombstones_key(spec.name))
+    applied = json.loads((tombstones.schema.metadata or {}).get(_APPLIED_KEY, b"{}"))
+    current = lake.read_parquet(current_key(spec.name))
+    schema = trusted_schema(spec)
+    if tombstones.schema.remove_metadata() != schema or current.schema != schema.remove(0):
+        return None, {}  # the table's declared columns changed: rebuild from trusted
+    live = current.add_column(0, "_op", pa.repeat(pa.scalar("update"), current.num_rows))
+    return pa.concat_tables([live, tombstones.replace_schema_metadata(None)]), applied
 
 
 def _partition_of(key: str) -> str:

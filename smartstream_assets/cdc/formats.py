@@ -23,7 +23,7 @@ import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
 from ..lake import LakeError
-from ..tables import TableSpec
+from ..tables import COLUMN_TYPES, TableSpec
 
 
 class UnreadableObject(LakeError):
@@ -86,12 +86,12 @@ def _read_dms_csv(spec: TableSpec, key: str, data: bytes) -> RawRecords:
     if spec.dms.add_column_name:
         return _read_header_csv(spec, key, data, op_column=op_column, ts_column=ts_column)
     names = ([op_column] if op_column else []) + ([ts_column] if ts_column else []) + list(spec.columns)
-    table = read_csv_records(key, data, names=names, header=False)
+    table = read_csv_records(key, data, names=names, header=False, types=_fast_types(spec, ts_column))
     return _from_csv_table(spec, table, op_column, ts_column)
 
 
 def _read_header_csv(spec, key, data, *, op_column, ts_column) -> RawRecords:
-    table = read_csv_records(key, data, names=None, header=True)
+    table = read_csv_records(key, data, names=None, header=True, types=_fast_types(spec, ts_column))
     present = set(table.names)
     return _from_csv_table(
         spec,
@@ -122,7 +122,26 @@ class CsvRecords:
     rejected: list[Rejection]
 
 
-def read_csv_records(key: str, data: bytes, *, names: list[str] | None, header: bool) -> CsvRecords:
+def _fast_types(spec: TableSpec, ts_column: str | None) -> dict[str, pa.DataType]:
+    """Types pyarrow may convert to while parsing (see _parse_with_arrow).
+
+    Timestamps are parsed without a zone (DMS writes UTC without one) and made UTC
+    by the coercer; bools are left as text because our accepted spellings are wider.
+    """
+    types = {}
+    for name, type_name in spec.columns.items():
+        if type_name in ("int64", "float64", "date"):
+            types[name] = COLUMN_TYPES[type_name]
+        elif type_name == "timestamp":
+            types[name] = pa.timestamp("us")
+    if ts_column:
+        types[ts_column] = pa.timestamp("us")
+    return types
+
+
+def read_csv_records(
+    key: str, data: bytes, *, names: list[str] | None, header: bool, types: dict[str, pa.DataType] | None = None
+) -> CsvRecords:
     """RFC 4180 CSV into string columns, with the physical line of every record.
 
     pyarrow's CSV reader does the parsing (it is an order of magnitude faster
@@ -194,7 +213,7 @@ def read_csv_records(key: str, data: bytes, *, names: list[str] | None, header: 
     else:
         body = b"\n".join(data[s:e] for s, e in zip(starts[good], ends[good]))
     starts, ends, lines = starts[good], ends[good], lines[good]
-    columns = _parse_with_arrow(key, body, len(names), quoted_newlines) if len(lines) else [
+    columns = _parse_with_arrow(body, names, types or {}, quoted_newlines) if len(lines) else [
         pa.array([], pa.string()) for _ in names
     ]
     if columns and len(columns[0]) != len(lines):
@@ -219,23 +238,33 @@ def _quotes_are_field_delimiters(buf: np.ndarray, quotes: np.ndarray) -> bool:
     return bool(ok_open.all() and ok_close.all() and len(quotes) % 2 == 0)
 
 
-def _parse_with_arrow(key: str, body: bytes, ncols: int, quoted_newlines: bool) -> list[pa.Array]:
-    auto = [f"f{i}" for i in range(ncols)]
-    try:
-        table = pacsv.read_csv(
-            pa.BufferReader(body),
-            read_options=pacsv.ReadOptions(column_names=auto, block_size=64 << 20),
-            parse_options=pacsv.ParseOptions(newlines_in_values=quoted_newlines, ignore_empty_lines=True),
-            convert_options=pacsv.ConvertOptions(
-                column_types={c: pa.string() for c in auto},
-                null_values=[""],
-                strings_can_be_null=True,
-                quoted_strings_can_be_null=False,  # DMS: NULL is empty, "" is an empty string
-            ),
-        )
-    except pa.ArrowInvalid:
-        return [pa.array([], pa.string())]  # row count mismatch sends us to the slow path
-    return [table.column(c).combine_chunks() for c in auto]
+def _parse_with_arrow(body: bytes, names: list[str], types: dict[str, pa.DataType], quoted_newlines: bool) -> list[pa.Array]:
+    """Parse with pyarrow, converting numbers and timestamps on the way (fast, in C++).
+
+    If any value does not convert, parse again as text and let the coercer find
+    the bad records: what is accepted is the same either way, because everything
+    pyarrow converts also passes the coercer's rules.
+    """
+    auto = [f"f{i}" for i in range(len(names))]
+    typed = {a: types[n] for a, n in zip(auto, names) if n in types}
+    for column_types in (typed, {}) if typed else ({},):
+        try:
+            table = pacsv.read_csv(
+                pa.BufferReader(body),
+                read_options=pacsv.ReadOptions(column_names=auto, block_size=1 << 20),
+                parse_options=pacsv.ParseOptions(newlines_in_values=quoted_newlines, ignore_empty_lines=True),
+                convert_options=pacsv.ConvertOptions(
+                    column_types={c: column_types.get(c, pa.string()) for c in auto},
+                    null_values=[""],
+                    strings_can_be_null=True,
+                    quoted_strings_can_be_null=False,  # DMS: NULL is empty, "" is an empty string
+                    timestamp_parsers=[pacsv.ISO8601],
+                ),
+            )
+            return [table.column(c).combine_chunks() for c in auto]
+        except pa.ArrowInvalid:
+            continue
+    return [pa.array([], pa.string())]  # a row-count mismatch sends the caller to the slow path
 
 
 def _read_csv_slowly(data: bytes, names: list[str] | None, header: bool) -> CsvRecords:

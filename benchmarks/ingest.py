@@ -1,0 +1,325 @@
+"""Ingestion benchmark: raw DMS CSV CDC -> trusted change log -> current state.
+
+    .venv/bin/python benchmarks/ingest.py                  # 1,000,000 events over 10 days
+    .venv/bin/python benchmarks/ingest.py --events 200000  # quicker
+
+Generates N change events for the employees table as DMS CSV files (a full load,
+then inserts / updates / deletes, several files a day, dated folders), then measures
+in the same run, each contender in its own process (peak RSS is per process):
+
+  smartstream backfill  one process: trusted for every day (one partition at a time)
+                        then current -- what `--partition-range` runs
+  smartstream daily     one process per day (trusted for that day + current), like
+                        the sensor's runs; shows memory does not grow with the days
+  duckdb                the same parse-and-apply as SQL: read_csv, write the change
+                        log as Parquet, window over the key by commit time, write
+                        the current state as Parquet
+  lambda loop           a per-record Python loop like a Lambda handler: csv.reader,
+                        a dict per record, typed by hand, upserted into a dict
+
+and checks that all of them end with the same current state. Prints events/s,
+peak RSS and the ratios against the baselines.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import hashlib
+import io
+import json
+import os
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import date, datetime, timedelta
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+PREFIX = "raw/hr/employees/"
+COLUMNS = [
+    "EmployeeID", "Education", "JoiningYear", "City", "PaymentTier", "Age",
+    "Gender", "EverBenched", "ExperienceInCurrentDomain", "LeaveOrNot",
+]
+START = date(2026, 3, 1)
+
+
+# ----------------------------------------------------------------- generation
+
+
+def generate(lake_dir: Path, events: int, days: int, files_per_day: int, seed: int) -> dict:
+    """Write ``events`` change events as DMS CSV files under lake_dir/raw/..."""
+    rng = np.random.default_rng(seed)
+    n_load = max(events // 5, 1)  # a fifth of the events is the full load
+    n_cdc = events - n_load
+    next_id = n_load + 1
+    alive = np.arange(1, n_load + 1)
+    written = 0
+
+    def rows(ids, ops, ts):
+        n = len(ids)
+        cols = [
+            ids.astype(str),
+            rng.choice(["Bachelors", "Masters", "PHD"], n, p=[0.77, 0.19, 0.04]),
+            rng.integers(2012, 2019, n).astype(str),
+            rng.choice(["Bangalore", "Pune", "New Delhi"], n, p=[0.48, 0.27, 0.25]),
+            rng.choice(["1", "2", "3"], n, p=[0.08, 0.2, 0.72]),
+            rng.integers(22, 42, n).astype(str),
+            rng.choice(["Male", "Female"], n, p=[0.6, 0.4]),
+            rng.choice(["No", "Yes"], n, p=[0.9, 0.1]),
+            rng.integers(0, 8, n).astype(str),
+            rng.choice(["0", "1"], n, p=[0.66, 0.34]),
+        ]
+        stamp = np.datetime_as_string(ts, unit="us")
+        stamp = np.char.replace(stamp, "T", " ")
+        parts = ([ops] if ops is not None else []) + [stamp] + cols
+        lines = parts[0].astype(object)
+        for p in parts[1:]:
+            lines = lines + "," + p.astype(object)
+        return ("\n".join(lines) + "\n").encode()
+
+    def put(key, data):
+        path = lake_dir / key
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(data)
+
+    t0 = np.datetime64(datetime.combine(START, datetime.min.time()), "us")
+    load_ts = np.full(n_load, t0)
+    for i, chunk in enumerate(np.array_split(np.arange(1, n_load + 1), max(1, n_load // 100_000))):
+        put(f"{PREFIX}{START:%Y/%m/%d}/LOAD{i + 1:08d}.csv", rows(chunk, None, load_ts[: len(chunk)]))
+    written += n_load
+
+    per_day = np.array_split(np.arange(n_cdc), days)
+    for d, day_events in enumerate(per_day):
+        day = START + timedelta(days=d + 1)
+        for f, file_events in enumerate(np.array_split(day_events, files_per_day)):
+            n = len(file_events)
+            if n == 0:
+                continue
+            kind = rng.choice(3, n, p=[0.2, 0.65, 0.15])  # insert / update / delete
+            ids = np.empty(n, np.int64)
+            n_ins = int((kind == 0).sum())
+            ids[kind == 0] = np.arange(next_id, next_id + n_ins)
+            next_id += n_ins
+            ids[kind != 0] = rng.choice(alive, int((kind != 0).sum()))
+            alive = np.concatenate([alive, ids[kind == 0]])
+            ops = np.array(["I", "U", "D"])[kind]
+            base = np.datetime64(datetime.combine(day, datetime.min.time()), "us") + np.timedelta64(f * 3600, "s")
+            ts = base + np.arange(n).astype("timedelta64[us]") * 1000
+            put(f"{PREFIX}{day:%Y/%m/%d}/{day:%Y%m%d}-{f:02d}0000000.csv", rows(ids, ops, ts))
+            written += n
+    return {"events": written, "days": days + 1, "keys": int(next_id - 1)}
+
+
+# ----------------------------------------------------------------- contenders
+
+
+def run_smartstream(lake_dir: Path, days: list[str]) -> dict:
+    from smartstream_assets import ingestion
+    from smartstream_assets.lake import LocalLake
+    from smartstream_assets.tables import load_tables
+
+    spec = load_tables(extra="")["employees"]
+    lake = LocalLake(lake_dir)
+    t = time.perf_counter()
+    wanted = [date.fromisoformat(d) for d in days]
+    by_date = ingestion.raw_objects_by_date(lake, spec, wanted)
+    rows = 0
+    for day in wanted:
+        rows += ingestion.build_trusted_partition(lake, spec, day, by_date.get(day, [])).rows_in
+    report = ingestion.update_current(lake, spec)
+    return {"seconds": time.perf_counter() - t, "rows_in": rows, "current_rows": report.rows}
+
+
+def run_duckdb(lake_dir: Path, out_dir: Path) -> dict:
+    import duckdb
+
+    con = duckdb.connect()
+    con.execute("SET threads TO 2")
+    cols = {"Op": "VARCHAR", "dms_commit_ts": "TIMESTAMP"} | {
+        c: ("BIGINT" if c in {"EmployeeID", "JoiningYear", "PaymentTier", "Age", "ExperienceInCurrentDomain", "LeaveOrNot"} else "VARCHAR")
+        for c in COLUMNS
+    }
+    load_cols = {k: v for k, v in cols.items() if k != "Op"}
+    out_dir.mkdir(parents=True, exist_ok=True)
+    t = time.perf_counter()
+    raw = lake_dir / PREFIX
+    con.execute(
+        f"""
+        CREATE TEMP VIEW changes AS
+        SELECT Op, dms_commit_ts, {', '.join(COLUMNS)}, filename FROM read_csv('{raw}/*/*/*/2*.csv',
+            header=false, columns={cols}, filename=true)
+        UNION ALL
+        SELECT 'I' AS Op, dms_commit_ts, {', '.join(COLUMNS)}, filename FROM read_csv('{raw}/*/*/*/LOAD*.csv',
+            header=false, columns={load_cols}, filename=true)
+        """
+    )
+    con.execute(f"COPY (SELECT * FROM changes) TO '{out_dir}/trusted.parquet' (FORMAT parquet)")
+    con.execute(
+        f"""
+        COPY (
+            SELECT * EXCLUDE (Op, filename) FROM read_parquet('{out_dir}/trusted.parquet')
+            QUALIFY row_number() OVER (PARTITION BY EmployeeID ORDER BY dms_commit_ts DESC, filename DESC) = 1
+                AND Op <> 'D'
+        ) TO '{out_dir}/current.parquet' (FORMAT parquet)
+        """
+    )
+    seconds = time.perf_counter() - t
+    n = con.execute(f"SELECT count(*) FROM read_parquet('{out_dir}/current.parquet')").fetchone()[0]
+    return {"seconds": seconds, "current_rows": n}
+
+
+def run_lambda_loop(lake_dir: Path, out_dir: Path) -> dict:
+    """What a per-record Lambda handler does, one S3 object event at a time."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    ints = {"EmployeeID", "JoiningYear", "PaymentTier", "Age", "ExperienceInCurrentDomain", "LeaveOrNot"}
+    state: dict[int, tuple] = {}
+    t = time.perf_counter()
+    files = sorted((lake_dir / PREFIX).rglob("*.csv"))
+    for path in files:
+        full_load = path.name.startswith("LOAD")
+        with open(path, newline="") as fh:
+            for line_no, fields in enumerate(csv.reader(fh), start=1):
+                op = "I" if full_load else fields[0]
+                values = fields if full_load else fields[1:]
+                record = {"commit_ts": datetime.fromisoformat(values[0])}
+                for name, raw in zip(COLUMNS, values[1:]):
+                    record[name] = int(raw) if name in ints else raw
+                key = record["EmployeeID"]
+                order = (record["commit_ts"], str(path), line_no)
+                old = state.get(key)
+                if old is None or old[0] <= order:
+                    state[key] = (order, op, record)
+    live = [rec for order, op, rec in state.values() if op != "D"]
+    table = pa.Table.from_pylist(live)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    pq.write_table(table, out_dir / "current.parquet")
+    return {"seconds": time.perf_counter() - t, "current_rows": len(live)}
+
+
+def _checksum_duckdb(con, path) -> str:
+    cols = ", ".join(COLUMNS)
+    rows = con.execute(f"SELECT {cols} FROM read_parquet('{path}') ORDER BY EmployeeID").fetchall()
+    return hashlib.sha1(repr(rows).encode()).hexdigest()
+
+
+def checksum_parquet(path) -> str:
+    import duckdb
+
+    return _checksum_duckdb(duckdb.connect(), path)
+
+
+# ----------------------------------------------------------------- harness
+
+
+def child(args) -> None:
+    """Run one contender in this process and print its figures as JSON."""
+    lake_dir, out_dir = Path(args.lake), Path(args.out)
+    if args.child == "smartstream":
+        result = run_smartstream(lake_dir, args.days_list.split(","))
+        current = lake_dir / "current/employees/data.parquet"
+    elif args.child == "duckdb":
+        result = run_duckdb(lake_dir, out_dir)
+        current = out_dir / "current.parquet"
+    else:
+        result = run_lambda_loop(lake_dir, out_dir)
+        current = out_dir / "current.parquet"
+    # ru_maxrss only grows: read it before the checksum, which is not part of the work
+    result["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    result["checksum"] = checksum_parquet(current)
+    print(json.dumps(result))
+
+
+def spawn(kind: str, lake: Path, out: Path, days: list[str] | None = None) -> dict:
+    cmd = [sys.executable, __file__, "--child", kind, "--lake", str(lake), "--out", str(out)]
+    if days:
+        cmd += ["--days-list", ",".join(days)]
+    proc = subprocess.run(cmd, capture_output=True, text=True)
+    if proc.returncode:
+        sys.exit(f"{kind} failed:\n{proc.stderr[-3000:]}")
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--events", type=int, default=1_000_000)
+    parser.add_argument("--days", type=int, default=10, help="days of CDC after the full-load day")
+    parser.add_argument("--files-per-day", type=int, default=4)
+    parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--skip-loop", action="store_true", help="skip the slow per-record baseline")
+    parser.add_argument("--child", help=argparse.SUPPRESS)
+    parser.add_argument("--lake", help=argparse.SUPPRESS)
+    parser.add_argument("--out", help=argparse.SUPPRESS)
+    parser.add_argument("--days-list", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.child:
+        return child(args)
+
+    with tempfile.TemporaryDirectory(prefix="smartstream-bench-") as tmp:
+        tmp = Path(tmp)
+        t = time.perf_counter()
+        info = generate(tmp / "lake", args.events, args.days, args.files_per_day, args.seed)
+        raw_mb = sum(p.stat().st_size for p in (tmp / "lake").rglob("*.csv")) / 2**20
+        print(
+            f"generated {info['events']:,} events, {info['days']} days, {info['keys']:,} keys, "
+            f"{raw_mb:.0f} MiB of CSV in {time.perf_counter() - t:.1f}s"
+        )
+        days = [(START + timedelta(days=d)).isoformat() for d in range(info["days"])]
+
+        fresh = tmp / "ours-backfill"
+        _copy_raw(tmp / "lake", fresh)
+        backfill = spawn("smartstream", fresh, tmp / "x", days)
+
+        daily_lake = tmp / "ours-daily"
+        _copy_raw(tmp / "lake", daily_lake)
+        daily = [spawn("smartstream", daily_lake, tmp / "x", [d]) for d in days]
+
+        duck = spawn("duckdb", tmp / "lake", tmp / "duckdb")
+        loop = None if args.skip_loop else spawn("lambda", tmp / "lake", tmp / "loop")
+
+    n = info["events"]
+    daily_seconds = sum(r["seconds"] for r in daily)
+    print()
+    print(f"{'contender':<34}{'seconds':>9}{'events/s':>12}{'peak RSS MiB':>14}")
+    rows = [
+        ("smartstream backfill (1 run)", backfill["seconds"], backfill["peak_rss_mb"]),
+        (f"smartstream daily ({len(daily)} runs, sum)", daily_seconds, max(r["peak_rss_mb"] for r in daily)),
+        ("duckdb SQL", duck["seconds"], duck["peak_rss_mb"]),
+    ]
+    if loop:
+        rows.append(("per-record Python loop", loop["seconds"], loop["peak_rss_mb"]))
+    for name, seconds, rss in rows:
+        print(f"{name:<34}{seconds:>9.2f}{n / seconds:>12,.0f}{rss:>14.0f}")
+    print()
+    print(f"throughput vs duckdb:      {duck['seconds'] / backfill['seconds']:.2f}x (target >= 0.5x)")
+    if loop:
+        print(f"throughput vs Python loop: {loop['seconds'] / backfill['seconds']:.1f}x (target >= 20x)")
+    print(f"peak RSS at {n:,} events:  {backfill['peak_rss_mb']:.0f} MiB (target < 1536 MiB)")
+    rss = [round(r["peak_rss_mb"]) for r in daily]
+    print(f"daily runs' peak RSS, first day (full load) .. last: {rss}")
+    print(f"  CDC days: first {rss[1]} MiB, last {rss[-1]} MiB (memory must not grow with the days ingested)")
+    same = {backfill["checksum"], daily[-1]["checksum"], duck["checksum"]} | ({loop["checksum"]} if loop else set())
+    counts = {backfill["current_rows"], daily[-1]["current_rows"], duck["current_rows"]} | (
+        {loop["current_rows"]} if loop else set()
+    )
+    print(f"current state identical across contenders: {len(same) == 1} ({counts.pop() if len(counts) == 1 else counts} rows)")
+    if len(same) != 1:
+        sys.exit("contenders disagree on the current state")
+
+
+def _copy_raw(src: Path, dst: Path) -> None:
+    import shutil
+
+    shutil.copytree(src / "raw", dst / "raw")
+
+
+if __name__ == "__main__":
+    main()

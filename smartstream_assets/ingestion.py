@@ -24,8 +24,14 @@ from datetime import date, datetime
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from .cdc import QUARANTINE_SCHEMA, apply_changes, current_rows, parse_object, trusted_schema
 from . import quality
+from .cdc import (
+    QUARANTINE_SCHEMA,
+    apply_changes,
+    current_rows,
+    parse_object,
+    trusted_schema,
+)
 from .lake import Lake, ObjectInfo
 from .tables import TableSpec
 

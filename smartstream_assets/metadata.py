@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-import pyarrow as pa
 import dagster as dg
+import pyarrow as pa
 
 from .tables import TableSpec
 

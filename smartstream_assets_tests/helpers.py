@@ -2,7 +2,12 @@
 
 from datetime import datetime, timezone
 
-from smartstream_assets.tables import DmsSettings, TableSpec
+import dagster as dg
+
+from smartstream_assets import ingestion
+from smartstream_assets.assets.ingestion import build_ingestion_assets
+from smartstream_assets.resources import LakeResource
+from smartstream_assets.tables import DmsSettings, TableSpec, load_tables
 
 T0 = datetime(2026, 3, 1, tzinfo=timezone.utc)
 
@@ -30,3 +35,64 @@ def rows(table, *columns):
     """The table as a list of tuples of the given columns, in order."""
     cols = [table.column(c).to_pylist() for c in columns]
     return list(zip(*cols))
+
+
+# ------------------------------------------------------------ the employees table
+
+SPEC = load_tables(extra="")["employees"]
+PREFIX = SPEC.raw_prefix
+ASSETS = build_ingestion_assets(SPEC)
+
+
+def emp(op, ts, ident, city="Pune", age="30", leave="0"):
+    op_part = f"{op}," if op else ""
+    return f"{op_part}{ts},{ident},Bachelors,2017,{city},3,{age},Male,No,2,{leave}\n"
+
+
+def write(lake, key, *lines):
+    lake.write_bytes(PREFIX + key, "".join(lines).encode())
+
+
+def seed_history(lake):
+    write(lake, "2026/03/01/LOAD00000001.csv", *(emp("", "2026-03-01 00:00:00", i) for i in range(1, 6)))
+    write(
+        lake,
+        "2026/03/02/20260302-100000000.csv",
+        emp("U", "2026-03-02 10:00:00", 1, city="Bangalore"),
+        emp("D", "2026-03-02 10:00:01", 2),
+        emp("I", "2026-03-02 10:00:02", 6),
+        "X,2026-03-02 10:00:03,7,Bachelors,2017,Pune,3,30,Male,No,2,0\n",
+        emp("I", "2026-03-02 10:00:04", 8, age="old"),
+        "I,2026-03-02 10:00:05,9,Bachelors\n",
+    )
+
+
+def run(lake, partition=None, *, tags=None, run_config=None, instance=None, raise_on_error=True):
+    return dg.materialize(
+        ASSETS,
+        partition_key=partition,
+        tags=tags,
+        run_config=run_config,
+        resources={"lake": LakeResource(url=lake.url)},
+        instance=instance or dg.DagsterInstance.ephemeral(),
+        raise_on_error=raise_on_error,
+    )
+
+
+def current_state(lake):
+    table = lake.read_parquet(ingestion.current_key("employees"))
+    return sorted(rows(table, "EmployeeID", "City"))
+
+
+def tick(lake, cursor=None, instance=None):
+    """One evaluation of employees_raw_sensor on ``lake``."""
+    from smartstream_assets.definitions import defs
+
+    sensor = defs.get_sensor_def("employees_raw_sensor")
+    with dg.build_sensor_context(
+        instance=instance or dg.DagsterInstance.ephemeral(),
+        cursor=cursor,
+        resources={"lake": LakeResource(url=lake.url)},
+        definitions=defs,
+    ) as context:
+        return sensor(context)

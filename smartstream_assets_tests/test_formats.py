@@ -11,7 +11,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from smartstream_assets.cdc import UnreadableObject, parse_object
-from smartstream_assets.tables import DmsSettings, TableSpec
+from smartstream_assets.tables import TableSpec
 
 from .helpers import T0, people_spec, rows
 

@@ -7,56 +7,14 @@ import pyarrow.compute as pc
 import pytest
 
 from smartstream_assets import ingestion
-from smartstream_assets.assets.ingestion import build_ingestion_assets
 from smartstream_assets.lake import LocalLake, ObjectInfo
-from smartstream_assets.resources import LakeResource
-from smartstream_assets.tables import load_tables
 
-from .helpers import rows
-
-SPEC = load_tables(extra="")["employees"]
-PREFIX = SPEC.raw_prefix
-ASSETS = build_ingestion_assets(SPEC)
-
-
-def emp(op, ts, ident, city="Pune", age="30", leave="0"):
-    op_part = f"{op}," if op else ""
-    return f"{op_part}{ts},{ident},Bachelors,2017,{city},3,{age},Male,No,2,{leave}\n"
+from .helpers import PREFIX, current_state, emp, rows, run, seed_history, write
 
 
 @pytest.fixture
 def lake(tmp_path):
     return LocalLake(tmp_path / "lake")
-
-
-def write(lake, key, *lines):
-    lake.write_bytes(PREFIX + key, "".join(lines).encode())
-
-
-def seed_history(lake):
-    write(lake, "2026/03/01/LOAD00000001.csv", *(emp("", "2026-03-01 00:00:00", i) for i in range(1, 6)))
-    write(
-        lake,
-        "2026/03/02/20260302-100000000.csv",
-        emp("U", "2026-03-02 10:00:00", 1, city="Bangalore"),
-        emp("D", "2026-03-02 10:00:01", 2),
-        emp("I", "2026-03-02 10:00:02", 6),
-        "X,2026-03-02 10:00:03,7,Bachelors,2017,Pune,3,30,Male,No,2,0\n",
-        emp("I", "2026-03-02 10:00:04", 8, age="old"),
-        "I,2026-03-02 10:00:05,9,Bachelors\n",
-    )
-
-
-def run(lake, partition=None, *, tags=None, run_config=None, instance=None, raise_on_error=True):
-    return dg.materialize(
-        ASSETS,
-        partition_key=partition,
-        tags=tags,
-        run_config=run_config,
-        resources={"lake": LakeResource(url=lake.url)},
-        instance=instance or dg.DagsterInstance.ephemeral(),
-        raise_on_error=raise_on_error,
-    )
 
 
 def metadata(result, key):
@@ -68,11 +26,6 @@ def metadata(result, key):
 
 def checks(result):
     return {(c.asset_key.to_user_string(), c.check_name): c.passed for c in result.get_asset_check_evaluations()}
-
-
-def current_state(lake):
-    table = lake.read_parquet(ingestion.current_key("employees"))
-    return sorted(rows(table, "EmployeeID", "City"))
 
 
 def test_partitions_materialise_trusted_current_and_quarantine_with_metadata(lake):

@@ -2,32 +2,19 @@
 
 import json
 
-import dagster as dg
 import pytest
 
 from smartstream_assets import sensors as sensors_module
 from smartstream_assets.definitions import defs
 from smartstream_assets.lake import LocalLake
 from smartstream_assets.raw_watch import WatchCursor, watch
-from smartstream_assets.resources import LakeResource
 
-PREFIX = "raw/hr/employees/"
+from .helpers import PREFIX, tick
 
 
 @pytest.fixture
 def lake(tmp_path):
     return LocalLake(tmp_path / "lake")
-
-
-def tick(lake, cursor=None, instance=None):
-    sensor = defs.get_sensor_def("employees_raw_sensor")
-    with dg.build_sensor_context(
-        instance=instance or dg.DagsterInstance.ephemeral(),
-        cursor=cursor,
-        resources={"lake": LakeResource(url=lake.url)},
-        definitions=defs,
-    ) as context:
-        return sensor(context)
 
 
 def put(lake, *keys):

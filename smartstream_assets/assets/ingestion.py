@@ -71,11 +71,14 @@ def build_ingestion_assets(spec: TableSpec) -> list[dg.AssetsDefinition]:
         reports = []
         for day in days:
             report = ingestion.build_trusted_partition(store, spec, day, by_date.get(day, []))
-            context.log.info(
-                f"{spec.name} {day}: {report.objects} objects, {report.rows_out} changes, "
-                f"{report.quarantined} quarantined"
-            )
+            if report.objects:  # a log line is an event-log write: not one per empty day of a range
+                context.log.info(
+                    f"{spec.name} {day}: {report.objects} objects, {report.rows_out} changes, "
+                    f"{report.quarantined} quarantined"
+                )
             reports.append(report)
+        if len(days) > 1:
+            context.log.info(f"{spec.name}: {len(days)} ingest dates, {sum(1 for r in reports if r.objects)} with raw objects")
         extra = {}
         if config.sensor_ingest_date:
             found = sum(r.objects for r in reports if r.day.isoformat() == config.sensor_ingest_date)

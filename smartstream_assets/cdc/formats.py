@@ -20,9 +20,8 @@ from datetime import datetime, timedelta, timezone
 import numpy as np
 import pyarrow as pa
 import pyarrow.csv as pacsv
-import pyarrow.parquet as pq
 
-from ..lake import LakeError
+from ..lake import LakeError, parquet_from_bytes
 from ..tables import COLUMN_TYPES, TableSpec
 
 
@@ -301,7 +300,7 @@ def _read_csv_slowly(data: bytes, names: list[str] | None, header: bool) -> CsvR
 
 def _read_dms_parquet(spec: TableSpec, key: str, data: bytes) -> RawRecords:
     try:
-        table = pq.read_table(pa.BufferReader(data))
+        table = parquet_from_bytes(data)
     except (pa.ArrowException, OSError) as exc:
         raise UnreadableObject(f"cannot read raw object {key}: not valid Parquet ({exc})") from None
     names = set(table.column_names)

@@ -1,0 +1,90 @@
+"""Simulated producers: the stand-in for DMS (or an app) writing raw objects into S3.
+
+One producer per table that has one; adding a domain's producer is one registry
+entry. ``data/generate.py`` writes their sample history into ``data/raw/``, the
+demo copies that into the lake, and ``smartstream produce`` streams new objects
+into a lake's raw zone at a given rate so the raw sensors have something to see.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator
+from datetime import datetime, timezone
+from pathlib import Path
+
+from ..lake import Lake
+from ..tables import TableSpec
+from .base import RawObject
+from .employees import Drift, EmployeesProducer
+
+PRODUCERS = {"employees": EmployeesProducer}
+SAMPLE_SEED = 42
+
+__all__ = ["Drift", "PRODUCERS", "RawObject", "produce", "sample_objects", "write_samples"]
+
+
+def sample_objects(tables: dict[str, TableSpec]) -> Iterator[tuple[str, bytes]]:
+    """(lake key, bytes) of the sample history of every table that has a producer."""
+    for name, producer_cls in PRODUCERS.items():
+        spec = tables[name]
+        for obj in producer_cls(spec, seed=SAMPLE_SEED).history():
+            yield spec.raw_prefix + obj.key, obj.data
+
+
+def write_samples(folder: Path, tables: dict[str, TableSpec]) -> list[Path]:
+    """Write the sample history under ``folder`` (a lake-shaped tree: raw/...), replacing
+    what the producers wrote before."""
+    written = []
+    for name in PRODUCERS:
+        for old in (folder / tables[name].raw_prefix).rglob("*"):
+            if old.is_file():
+                old.unlink()
+    for key, data in sample_objects(tables):
+        path = folder / key
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(data)
+        written.append(path)
+    return written
+
+
+def produce(
+    lake: Lake,
+    spec: TableSpec,
+    *,
+    files: int,
+    interval: float,
+    events: int,
+    seed: int,
+    drift: Drift | None = None,
+    compress: bool = False,
+    log: Callable[[str], None] = print,
+    sleep: Callable[[float], None] = time.sleep,
+) -> list[str]:
+    """Write ``files`` CDC objects of ``events`` changes each into the raw zone, one every
+    ``interval`` seconds (``files=0``: until interrupted), dated now (UTC).
+
+    The changes continue the lake's current state when there is one (so updates and
+    deletes hit employees that exist), else the end of the sample history.
+    """
+    if spec.name not in PRODUCERS:
+        raise ValueError(f"no producer for table {spec.name!r}; producers exist for: {', '.join(PRODUCERS)}")
+    producer = PRODUCERS[spec.name](spec, drift=drift)
+    sim = producer.simulator(_current_frame(lake, spec), seed)
+    written: list[str] = []
+    while not files or len(written) < files:
+        obj = producer.next_object(sim, datetime.now(timezone.utc), events, compress=compress)
+        key = spec.raw_prefix + obj.key
+        lake.write_bytes(key, obj.data)
+        written.append(key)
+        log(f"wrote {lake.describe(key)} ({events} changes)")
+        if not files or len(written) < files:
+            sleep(interval)
+    return written
+
+
+def _current_frame(lake: Lake, spec: TableSpec):
+    from ..ingestion import current_key
+
+    key = current_key(spec.name)
+    return lake.read_parquet(key).to_pandas() if lake.exists(key) else None

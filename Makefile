@@ -31,15 +31,18 @@ demo: install
 test: install
 	$(BIN)/python -m pytest
 
-# A local REAL stack on 127.0.0.1: SeaweedFS as S3 (with access keys).
+# A local REAL stack on 127.0.0.1: SeaweedFS as S3 (with access keys) and an MLflow
+# server; `.venv/bin/python -m smartstream_assets.local_stack env` prints its variables.
 stack: install
 	$(BIN)/python -m smartstream_assets.local_stack up
 
 stack-down:
 	$(BIN)/python -m smartstream_assets.local_stack down
 
+# Both benchmarks, with their baselines measured in the same run (figures in the README).
 bench: install
 	$(BIN)/python benchmarks/ingest.py
+	$(BIN)/python benchmarks/sensor_tick.py
 
 ui: install
 	$(BIN)/dagster dev

@@ -95,8 +95,8 @@ def sensor_tick(lake, cursor: str) -> float:
 
     sensor = defs.get_sensor_def("employees_raw_sensor")
     # the cursor's last full scan is recent, so this is the incremental tick
-    with dg.build_sensor_context(
-        instance=dg.DagsterInstance.ephemeral(), cursor=cursor, resources={"lake": LakeResource(url=lake.url)}, definitions=defs
+    with dg.DagsterInstance.ephemeral() as instance, dg.build_sensor_context(
+        instance=instance, cursor=cursor, resources={"lake": LakeResource(url=lake.url)}, definitions=defs
     ) as context:
         t = time.perf_counter()
         result = sensor(context)

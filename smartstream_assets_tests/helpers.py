@@ -1,6 +1,8 @@
 """Small builders shared by the tests."""
 
+import os
 from datetime import datetime, timezone
+from pathlib import Path
 
 import dagster as dg
 
@@ -10,6 +12,19 @@ from smartstream_assets.resources import LakeResource
 from smartstream_assets.tables import DmsSettings, TableSpec, load_tables
 
 T0 = datetime(2026, 3, 1, tzinfo=timezone.utc)
+
+
+def real_data(relative: str) -> Path:
+    """A file of the shared real datasets (never copied into the project): from
+    $SMARTSTREAM_REAL_DATA, else a shared/data/real folder beside a parent of this
+    checkout, else /work/shared/data/real. Missing means a failing test, not a skip."""
+    candidates = [Path(os.environ["SMARTSTREAM_REAL_DATA"])] if os.environ.get("SMARTSTREAM_REAL_DATA") else []
+    candidates += [parent / "shared/data/real" for parent in Path(__file__).resolve().parents]
+    candidates.append(Path("/work/shared/data/real"))
+    for folder in candidates:
+        if (folder / relative).is_file():
+            return folder / relative
+    raise FileNotFoundError(f"real dataset {relative} not found in any of: {', '.join(map(str, candidates))}")
 
 
 def people_spec(fmt="dms_csv", **dms) -> TableSpec:

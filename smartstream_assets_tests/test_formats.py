@@ -4,7 +4,6 @@ import gzip
 import io
 import json
 from datetime import date, datetime, timezone
-from pathlib import Path
 
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -13,11 +12,11 @@ import pytest
 from smartstream_assets.cdc import UnreadableObject, parse_object
 from smartstream_assets.tables import TableSpec
 
-from .helpers import T0, people_spec, rows
+from .helpers import T0, people_spec, real_data, rows
 
 CDC_KEY = "raw/src/people/2026/03/02/20260302-100000000.csv"
 LOAD_KEY = "raw/src/people/2026/03/01/LOAD00000001.csv"
-REAL_DEBEZIUM = Path(__file__).resolve().parents[2] / "shared/data/real/debezium/postgres_products.jsonl"
+REAL_DEBEZIUM = real_data("debezium/postgres_products.jsonl")
 
 
 def test_dms_cdc_rows_carry_op_then_timestamp_then_declared_columns():

@@ -14,6 +14,17 @@ from smartstream_assets.tables import DmsSettings, TableSpec, load_tables
 T0 = datetime(2026, 3, 1, tzinfo=timezone.utc)
 
 
+def fresh_project_env(tmp_path: Path) -> dict[str, str]:
+    """Environment for a subprocess on a new Dagster instance and lake under ``tmp_path``
+    (``tmp_path/home``, ``tmp_path/lake``), with the built-in table registry only."""
+    home = tmp_path / "home"
+    home.mkdir(exist_ok=True)
+    (home / "dagster.yaml").write_text("telemetry:\n  enabled: false\n")
+    env = dict(os.environ, DAGSTER_HOME=str(home), SMARTSTREAM_LAKE=str(tmp_path / "lake"))
+    env.pop("SMARTSTREAM_TABLES", None)
+    return env
+
+
 def real_data(relative: str) -> Path:
     """A file of the shared real datasets (never copied into the project): from
     $SMARTSTREAM_REAL_DATA, else a shared/data/real folder beside a parent of this

@@ -1,6 +1,5 @@
 """The real Dagster CLI against the code location: sensor preview and a partition-range backfill."""
 
-import os
 import subprocess
 import sys
 from datetime import date
@@ -12,6 +11,8 @@ import pytest
 from smartstream_assets import ingestion
 from smartstream_assets.lake import LocalLake
 
+from .helpers import fresh_project_env
+
 PROJECT = Path(__file__).resolve().parents[1]
 DAGSTER = str(Path(sys.executable).with_name("dagster"))
 ROW = "{ts},{id},Bachelors,2017,{city},3,30,Male,No,2,0\n"
@@ -19,11 +20,7 @@ ROW = "{ts},{id},Bachelors,2017,{city},3,30,Male,No,2,0\n"
 
 @pytest.fixture
 def cli_env(tmp_path):
-    home = tmp_path / "dagster_home"
-    home.mkdir()
-    (home / "dagster.yaml").write_text("telemetry:\n  enabled: false\n")
-    env = dict(os.environ, DAGSTER_HOME=str(home), SMARTSTREAM_LAKE=str(tmp_path / "lake"))
-    env.pop("SMARTSTREAM_TABLES", None)
+    env = fresh_project_env(tmp_path)
     lake = LocalLake(tmp_path / "lake")
     lake.write_bytes(
         "raw/hr/employees/2026/03/01/LOAD00000001.csv",

@@ -1,6 +1,5 @@
 """`make demo`'s program, run as a newcomer runs it: a fresh lake and Dagster instance."""
 
-import os
 import subprocess
 import sys
 
@@ -9,13 +8,12 @@ import dagster as dg
 from smartstream_assets import ingestion
 from smartstream_assets.lake import PROJECT_ROOT, LocalLake
 
+from .helpers import fresh_project_env
+
 
 def test_the_demo_materialises_the_graph_into_the_instance_and_is_safe_to_rerun(tmp_path):
-    home = tmp_path / "home"
-    home.mkdir()
-    (home / "dagster.yaml").write_text("telemetry:\n  enabled: false\n")
-    env = dict(os.environ, DAGSTER_HOME=str(home), SMARTSTREAM_LAKE=str(tmp_path / "lake"))
-    env.pop("SMARTSTREAM_TABLES", None)
+    env = fresh_project_env(tmp_path)
+    home = env["DAGSTER_HOME"]
     cmd = [sys.executable, "-m", "smartstream_assets.demo"]
 
     first = subprocess.run(cmd, cwd=PROJECT_ROOT, env=env, capture_output=True, text=True, timeout=600)
@@ -26,7 +24,7 @@ def test_the_demo_materialises_the_graph_into_the_instance_and_is_safe_to_rerun(
     lake = LocalLake(tmp_path / "lake")
     current = lake.read_parquet(ingestion.current_key("employees"))
     assert current.num_rows > 1000
-    with dg.DagsterInstance.from_config(str(home)) as instance:
+    with dg.DagsterInstance.from_config(home) as instance:
         runs = instance.get_runs()
         assert len(runs) == 1 and runs[0].is_success
         assert instance.get_latest_materialization_event(dg.AssetKey(["current", "employees"])) is not None

@@ -12,7 +12,7 @@ TORCH := 2.13.0
 export DAGSTER_HOME := $(CURDIR)
 export HF_HUB_OFFLINE := 1
 
-.PHONY: install demo test stack stack-down bench ui clean
+.PHONY: install demo test stack stack-down bench ui mlflow-ui serve clean
 
 install: $(STAMP)
 
@@ -46,6 +46,17 @@ bench: install
 
 ui: install
 	$(BIN)/dagster dev
+
+# Serve the champion over HTTP (POST /invocations); MLFLOW_TRACKING_URI picks the registry.
+# mlflow execs uvicorn by name, hence the venv's bin on PATH.
+serve: install
+	PATH=$(CURDIR)/$(BIN):$$PATH MLFLOW_TRACKING_URI=$${MLFLOW_TRACKING_URI:-sqlite:///$(CURDIR)/.smartstream/mlflow.db} \
+		$(BIN)/mlflow models serve -m models:/smartstream-employees-attrition@champion --env-manager local \
+		-h 127.0.0.1 -p 5001 -w 1
+
+# The embedded MLflow store (runs, registry, aliases); with `make stack`, its server's UI instead.
+mlflow-ui: install
+	$(BIN)/mlflow ui --host 127.0.0.1 --port 5000 --backend-store-uri sqlite:///$(CURDIR)/.smartstream/mlflow.db
 
 clean:
 	rm -rf .smartstream

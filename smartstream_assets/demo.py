@@ -24,7 +24,6 @@ def main() -> int:
 
     from . import ingestion
     from .definitions import defs
-    from .partitions import DAILY
     from .tables import load_tables
 
     os.environ.setdefault("DAGSTER_HOME", str(PROJECT_ROOT))
@@ -42,12 +41,18 @@ def main() -> int:
         return 1
     first, last = days[0].isoformat(), days[-1].isoformat()
     with dg.DagsterInstance.get() as instance:
-        partitioned = dg.AssetSelection.assets(*[a for a in defs.assets if getattr(a, "partitions_def", None) == DAILY])
         steps = [
             (
                 f"ingestion, ingest dates {first}...{last} in one run",
-                partitioned.downstream(),
+                dg.AssetSelection.groups("ingestion"),
                 {"dagster/asset_partition_range_start": first, "dagster/asset_partition_range_end": last},
+            ),
+            (
+                # everything after ingestion but the approvals, which wait for a person
+                "features, models, promotion gate, predictions, drift, forecast, dashboard",
+                dg.AssetSelection.groups("ingestion").downstream() - dg.AssetSelection.groups("ingestion")
+                - dg.AssetSelection.key_prefixes("approvals"),
+                {},
             ),
         ]
         for title, selection, tags in steps:
@@ -69,7 +74,10 @@ def main() -> int:
     print()
     print(summary(lake, tables))
     print()
-    print("Open the UI on the same instance and lake:  make ui   (http://127.0.0.1:3000)")
+    print(ml_summary(lake))
+    print()
+    print("Open the UI on the same instance and lake:  make ui          (http://127.0.0.1:3000)")
+    print("Open MLflow (runs, registry, aliases):      make mlflow-ui   (http://127.0.0.1:5000)")
     print("Stream new CDC files for the sensors:       .venv/bin/smartstream produce employees --files 10")
     return 0
 
@@ -102,6 +110,32 @@ def summary(lake: Lake, tables) -> str:
         quarantined = sum(lake.read_parquet(o.key).num_rows for o in lake.list(f"quarantine/{name}/"))
         current = lake.read_parquet(ingestion.current_key(name)).num_rows if lake.exists(ingestion.current_key(name)) else 0
         lines.append(f"| {name} | {raw} | {len(partitions)} | {changes} | {quarantined} | {current} |")
+    return "\n".join(lines)
+
+
+def ml_summary(lake: Lake) -> str:
+    """Each domain's champion, its latest scores and drift report."""
+    import json
+
+    from .assets.ml import drift_report_key, latest_run_date, predictions_key
+    from .domains import all_domains
+    from .ml.registry import CHAMPION, Registry
+
+    registry = Registry()
+    lines = ["| model | champion | ROC AUC | F1 | scored | run date | drift share | report |", "|---|---|---:|---:|---:|---|---:|---|"]
+    for domain in all_domains():
+        champion = registry.version(domain.registered_model, CHAMPION)
+        if champion is None:
+            lines.append(f"| {domain.registered_model} | none | | | | | | |")
+            continue
+        metrics = registry.client.get_run(champion.run_id).data.metrics
+        run_date = latest_run_date(lake, domain)
+        scored = lake.read_parquet(predictions_key(domain, run_date)).num_rows
+        drift = json.loads(lake.read_bytes(drift_report_key(domain, run_date, "json")))
+        lines.append(
+            f"| {domain.registered_model} | v{champion.version} | {metrics.get('roc_auc', 0):.3f} | {metrics.get('f1', 0):.3f} "
+            f"| {scored} | {run_date} | {drift['drift_share']:.2f} | {lake.describe(drift_report_key(domain, run_date, 'html'))} |"
+        )
     return "\n".join(lines)
 
 

@@ -16,3 +16,32 @@ def build_ingest_job(table: str):
         partitions_def=DAILY,
         description=f"Ingest one day of raw {table} objects and update the current state.",
     )
+
+
+def retrain_job_name(domain) -> str:
+    return f"{domain.name}_retrain"
+
+
+def build_retrain_job(domain):
+    """features → candidate → gate: what the retrain sensor launches."""
+    from .assets.ml import asset_keys
+
+    keys = asset_keys(domain)
+    return dg.define_asset_job(
+        retrain_job_name(domain),
+        selection=dg.AssetSelection.assets(keys["features"], keys["model"], keys["deployment"]),
+        description=f"Retrain {domain.model}: features, a new candidate, the promotion gate.",
+    )
+
+
+def build_scoring_job(domain, extra: list[dg.AssetKey] = ()):
+    """features (+ anomalies) → predictions → drift report, and the domain's extras."""
+    from .assets.ml import asset_keys
+
+    keys = asset_keys(domain)
+    wanted = [keys[k] for k in ("features", "anomaly", "predictions", "drift") if k in keys] + list(extra)
+    return dg.define_asset_job(
+        f"{domain.name}_scoring",
+        selection=dg.AssetSelection.assets(*wanted),
+        description=f"Batch-score {domain.name} with the champion and measure drift against its reference.",
+    )

@@ -58,3 +58,59 @@ def build_raw_sensor(spec: TableSpec, job) -> dg.SensorDefinition:
         return dg.SensorResult(run_requests=requests, cursor=result.cursor.to_json())
 
     return raw_sensor
+
+
+def retrain_sensor_name(domain) -> str:
+    return f"{domain.name}_retrain_sensor"
+
+
+def build_retrain_sensor(domain, job) -> dg.SensorDefinition:
+    """Reads the latest drift report of the domain; retrains when it crosses the threshold."""
+    from .assets.ml import asset_keys
+    from .ml.retraining import DriftReport, RetrainCursor, decide_retraining
+
+    drift_key = asset_keys(domain)["drift"]
+
+    @dg.sensor(
+        name=retrain_sensor_name(domain),
+        job=job,
+        minimum_interval_seconds=60,
+        description=(
+            f"Requests {job.name} when reports/{domain.name}_drift crosses drift share "
+            f"{domain.drift_share_threshold} or flags prediction drift; once per report, "
+            f"at most once per {domain.retrain_cooldown_hours:g} h."
+        ),
+    )
+    def retrain_sensor(context: dg.SensorEvaluationContext) -> dg.SensorResult:
+        records = context.instance.fetch_materializations(drift_key, limit=1).records
+        report = None
+        if records:
+            meta = records[0].asset_materialization.metadata
+            report = DriftReport(
+                report_id=records[0].storage_id,
+                drift_share=float(meta["drift_share"].value),
+                prediction_drift=bool(meta["prediction_drift"].value),
+                run_date=str(meta["run_date"].value) if "run_date" in meta else "",
+            )
+        decision = decide_retraining(
+            report,
+            RetrainCursor.from_json(context.cursor),
+            now=time.time(),
+            threshold=domain.drift_share_threshold,
+            cooldown_seconds=domain.retrain_cooldown_hours * 3600,
+        )
+        if not decision.request:
+            return dg.SensorResult(skip_reason=decision.reason, cursor=decision.cursor.to_json())
+        context.log.info(decision.reason)
+        return dg.SensorResult(
+            run_requests=[
+                dg.RunRequest(
+                    run_key=f"{domain.name}-retrain-report-{report.report_id}",
+                    tags={"smartstream/trigger": "drift", "smartstream/drift_share": f"{report.drift_share:.3f}",
+                          "smartstream/drift_report": str(report.report_id)},  # fmt: skip
+                )
+            ],
+            cursor=decision.cursor.to_json(),
+        )
+
+    return retrain_sensor

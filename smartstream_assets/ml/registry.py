@@ -1,0 +1,283 @@
+"""MLflow: a run per training, the model registry, aliases, and the drift baseline.
+
+Conventions every domain shares:
+- one experiment per model, ``smartstream-<model>``; one run per candidate with a
+  nested run per search trial;
+- the fitted pipeline (preprocessing + model) is logged with its signature, an
+  input example and explicit pip requirements, and registered as a new version;
+- aliases, not stages: ``challenger`` is the newest candidate, ``champion`` serves;
+- the candidate's holdout and a training sample are artifacts of its run
+  (``data/``), so the gate can score the champion on the candidate's holdout;
+- at promotion the reference data and the promoted model's predictions on it are
+  logged to that version's run (``reference/``) and the version is tagged
+  ``smartstream.reference``: the drift baseline travels with the model.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from importlib import metadata as importlib_metadata
+from pathlib import Path
+
+import pandas as pd
+
+from ..lake import PROJECT_ROOT
+
+CHAMPION, CHALLENGER = "champion", "challenger"
+DEFAULT_TRACKING_URI = f"sqlite:///{PROJECT_ROOT / '.smartstream' / 'mlflow.db'}"
+DEFAULT_ARTIFACT_ROOT = (PROJECT_ROOT / ".smartstream" / "mlartifacts").as_uri()
+DEFAULT_UI_URL = "http://127.0.0.1:5000"  # where `mlflow ui` / `make mlflow-ui` serves
+# What a served model needs (mlflow models serve installs these in a fresh env).
+_MLFLOW_URI_VARIABLES = ("MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI")
+MODEL_REQUIREMENTS = ("mlflow", "scikit-learn", "xgboost-cpu", "pandas", "numpy", "skops", "scipy")
+
+
+@dataclass(frozen=True)
+class LoggedCandidate:
+    run_id: str
+    version: str
+    model_uri: str
+    run_url: str
+
+
+@dataclass(frozen=True)
+class VersionInfo:
+    version: str
+    run_id: str
+    tags: dict[str, str]
+
+
+class Registry:
+    """MLflow tracking and registry at explicit URIs (never the process-global default)."""
+
+    def __init__(self, tracking_uri: str = "", registry_uri: str = "", ui_url: str = "", artifact_root: str = ""):
+        # MLflow draws a progress bar for every artifact download into the run logs
+        os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+        self.tracking_uri = tracking_uri or os.environ.get("MLFLOW_TRACKING_URI") or DEFAULT_TRACKING_URI
+        self.registry_uri = registry_uri or os.environ.get("MLFLOW_REGISTRY_URI") or self.tracking_uri
+        remote = self.tracking_uri.startswith(("http://", "https://"))
+        self.ui_url = (ui_url or (self.tracking_uri if remote else DEFAULT_UI_URL)).rstrip("/")
+        # A server decides where artifacts go; a local store puts them beside itself.
+        self.artifact_root = artifact_root or ("" if remote else _artifact_root_for(self.tracking_uri))
+
+    @property
+    def client(self):
+        from mlflow import MlflowClient
+
+        return MlflowClient(tracking_uri=self.tracking_uri, registry_uri=self.registry_uri)
+
+    def experiment_id(self, model: str) -> str:
+        name = f"smartstream-{model}"
+        found = self.client.get_experiment_by_name(name)
+        if found is not None:
+            return found.experiment_id
+        location = f"{self.artifact_root}/{name}" if self.artifact_root else None
+        return self.client.create_experiment(name, artifact_location=location)
+
+    def run_url(self, experiment_id: str, run_id: str) -> str:
+        return f"{self.ui_url}/#/experiments/{experiment_id}/runs/{run_id}"
+
+    # ------------------------------------------------------------------ training
+
+    def log_candidate(self, domain, candidate, fairness: dict, settings, plots: dict[str, bytes], tags: dict | None = None) -> LoggedCandidate:
+        """Log a trained ``training.Candidate`` as a run, register it, alias it challenger."""
+        import mlflow
+        from mlflow.models import infer_signature
+
+        experiment_id = self.experiment_id(domain.model)
+        features = domain.features
+        example = candidate.holdout[features].head(5)
+        with self._fluent(), mlflow.start_run(experiment_id=experiment_id, run_name=f"{domain.model} {_now():%Y-%m-%d %H:%M}", tags=tags) as run:
+            for trial in candidate.trials:
+                # nested runs need the experiment too, else they land in "Default"
+                with mlflow.start_run(experiment_id=experiment_id, run_name=f"trial {trial.number} {trial.estimator}", nested=True):
+                    mlflow.log_params({"estimator": trial.estimator, **trial.params})
+                    mlflow.set_tag("state", trial.state)
+                    if trial.cv_roc_auc is not None:
+                        mlflow.log_metric("cv_roc_auc", trial.cv_roc_auc)
+            mlflow.log_params({"estimator": candidate.estimator, **candidate.params})
+            mlflow.log_params(
+                {
+                    "search.trials": settings.trials,
+                    "search.sampler": settings.sampler,
+                    "search.pruner": settings.pruner,
+                    "search.estimators": ",".join(settings.estimators),
+                    "search.folds": settings.folds,
+                    "split.test_size": settings.test_size,
+                    "split.seed": settings.seed,
+                    "rows.train": len(candidate.train),
+                    "rows.holdout": len(candidate.holdout),
+                }
+            )
+            mlflow.log_metrics({**candidate.metrics, "cv_roc_auc": candidate.cv_roc_auc})
+            for facet, result in fairness.items():
+                mlflow.log_metrics(
+                    {
+                        f"fairness.{facet}.demographic_parity_difference": result.demographic_parity_difference,
+                        f"fairness.{facet}.demographic_parity_ratio": result.demographic_parity_ratio,
+                        f"fairness.{facet}.equalized_odds_difference": result.equalized_odds_difference,
+                    }
+                )
+            mlflow.log_dict(candidate.classification_report, "classification_report.json")
+            mlflow.log_dict({f: r.to_json() for f, r in fairness.items()}, "fairness.json")
+            mlflow.log_dict(candidate.feature_importance, "feature_importance.json")
+            for name, png in plots.items():
+                self.log_bytes(run.info.run_id, png, f"plots/{name}.png")
+            self.log_frame(run.info.run_id, candidate.holdout, "data/holdout.parquet")
+            self.log_frame(run.info.run_id, candidate.train.sample(min(len(candidate.train), domain.reference_rows), random_state=0), "data/train_sample.parquet")
+            info = mlflow.sklearn.log_model(
+                candidate.pipeline,
+                name="model",
+                signature=infer_signature(example, candidate.pipeline.predict_proba(example)),
+                input_example=example,
+                registered_model_name=domain.registered_model,
+                pip_requirements=pinned_requirements(),
+                skops_trusted_types=_trusted_types(candidate.pipeline),
+                # served and loaded as pyfunc, the model answers probabilities
+                pyfunc_predict_fn="predict_proba",
+            )
+            run_id = run.info.run_id
+        version = str(info.registered_model_version)
+        client = self.client
+        client.set_registered_model_alias(domain.registered_model, CHALLENGER, version)
+        client.set_model_version_tag(domain.registered_model, version, "smartstream.domain", domain.name)
+        client.set_model_version_tag(domain.registered_model, version, "smartstream.estimator", candidate.estimator)
+        return LoggedCandidate(run_id, version, f"models:/{domain.registered_model}/{version}", self.run_url(experiment_id, run_id))
+
+    # ------------------------------------------------------------------ registry
+
+    def version(self, name: str, alias: str) -> VersionInfo | None:
+        """The version behind ``alias``, or None when the alias (or model) does not exist."""
+        from mlflow.exceptions import MlflowException
+
+        try:
+            mv = self.client.get_model_version_by_alias(name, alias)
+        except MlflowException:
+            return None
+        return VersionInfo(str(mv.version), mv.run_id, dict(mv.tags))
+
+    def get_version(self, name: str, version: str) -> VersionInfo:
+        mv = self.client.get_model_version(name, str(version))
+        return VersionInfo(str(mv.version), mv.run_id, dict(mv.tags))
+
+    def load_pipeline(self, name: str, version: str):
+        """The fitted sklearn pipeline of a version."""
+        import mlflow.sklearn
+
+        with self._fluent():
+            return mlflow.sklearn.load_model(f"models:/{name}/{version}")
+
+    def tag_version(self, name: str, version: str, tags: dict[str, str]) -> None:
+        for key, value in tags.items():
+            self.client.set_model_version_tag(name, str(version), key, str(value))
+
+    def promote(self, name: str, version: str, reference: pd.DataFrame, reference_predictions: pd.DataFrame, tags: dict | None = None) -> None:
+        """Make ``version`` the champion, with its drift baseline logged to its run."""
+        info = self.get_version(name, version)
+        self.log_frame(info.run_id, reference, "reference/features.parquet")
+        self.log_frame(info.run_id, reference_predictions, "reference/predictions.parquet")
+        self.tag_version(
+            name,
+            version,
+            {"smartstream.reference": f"runs:/{info.run_id}/reference", "smartstream.promoted_at": _now().isoformat(), **(tags or {})},
+        )
+        self.client.set_registered_model_alias(name, CHAMPION, str(version))
+
+    def reference(self, name: str, alias: str = CHAMPION) -> tuple[VersionInfo, pd.DataFrame, pd.DataFrame]:
+        """The drift baseline stored with the version behind ``alias``."""
+        info = self.version(name, alias)
+        if info is None:
+            raise LookupError(f"{name} has no {alias}: promote a model first (deployments asset)")
+        if "smartstream.reference" not in info.tags:
+            raise LookupError(f"{name} v{info.version} has no reference data (it was not promoted by smartstream)")
+        return (
+            info,
+            self.load_frame(info.run_id, "reference/features.parquet"),
+            self.load_frame(info.run_id, "reference/predictions.parquet"),
+        )
+
+    # ------------------------------------------------------------------ artifacts
+
+    def log_frame(self, run_id: str, frame: pd.DataFrame, path: str) -> None:
+        with tempfile.TemporaryDirectory() as tmp:
+            local = Path(tmp) / Path(path).name
+            frame.to_parquet(local, index=False)
+            self.client.log_artifact(run_id, str(local), artifact_path=str(Path(path).parent))
+
+    def log_bytes(self, run_id: str, data: bytes, path: str) -> None:
+        with tempfile.TemporaryDirectory() as tmp:
+            local = Path(tmp) / Path(path).name
+            local.write_bytes(data)
+            self.client.log_artifact(run_id, str(local), artifact_path=str(Path(path).parent))
+
+    def load_frame(self, run_id: str, path: str) -> pd.DataFrame:
+        import mlflow.artifacts
+
+        with tempfile.TemporaryDirectory() as tmp:
+            local = mlflow.artifacts.download_artifacts(run_id=run_id, artifact_path=path, dst_path=tmp, tracking_uri=self.tracking_uri)
+            return pd.read_parquet(local)
+
+    def load_dict(self, run_id: str, path: str) -> dict:
+        import mlflow.artifacts
+
+        with self._fluent():  # runs:/ URIs resolve against the fluent tracking URI
+            return mlflow.artifacts.load_dict(f"runs:/{run_id}/{path}")
+
+    @contextmanager
+    def _fluent(self):
+        """MLflow's fluent API (start_run, log_model, load_model, runs:/ URIs) pointed at
+        this registry for the block, and the process-wide settings restored after:
+        ``mlflow.set_tracking_uri`` also sets $MLFLOW_TRACKING_URI (and the registry
+        likewise), which would send every later ``Registry()`` to this store."""
+        import mlflow
+
+        saved = {name: os.environ.get(name) for name in _MLFLOW_URI_VARIABLES}
+        mlflow.set_tracking_uri(self.tracking_uri)
+        mlflow.set_registry_uri(self.registry_uri)
+        try:
+            yield
+        finally:
+            mlflow.set_tracking_uri(saved["MLFLOW_TRACKING_URI"])
+            mlflow.set_registry_uri(saved["MLFLOW_REGISTRY_URI"])
+            for name, value in saved.items():  # set_registry_uri(None) leaves the variable
+                if value is None:
+                    os.environ.pop(name, None)
+                else:
+                    os.environ[name] = value
+
+
+def pinned_requirements() -> list[str]:
+    """The installed versions of what a served model imports (not the whole venv:
+    MLflow's inference would drag in torch and pytest)."""
+    out = []
+    for package in MODEL_REQUIREMENTS:
+        try:
+            out.append(f"{package}=={importlib_metadata.version(package)}")
+        except importlib_metadata.PackageNotFoundError:
+            continue
+    return out
+
+
+def _trusted_types(pipeline) -> list[str]:
+    """skops refuses types it does not know; these are the ones of a model we just fitted."""
+    import skops.io
+
+    return skops.io.get_untrusted_types(data=skops.io.dumps(pipeline))
+
+
+def _artifact_root_for(tracking_uri: str) -> str:
+    """A sqlite or file store keeps its artifacts beside it (MLflow's own default is ./mlruns
+    of whatever the current directory is)."""
+    if tracking_uri.startswith("sqlite:///"):
+        return (Path(tracking_uri[len("sqlite:///") :]).parent / "mlartifacts").as_uri()
+    if tracking_uri.startswith("file:"):
+        return tracking_uri.rstrip("/") + "-artifacts"
+    return Path(tracking_uri).resolve().with_name("mlartifacts").as_uri()
+
+
+def _now() -> datetime:
+    return datetime.now(timezone.utc)

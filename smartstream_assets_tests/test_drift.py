@@ -1,0 +1,180 @@
+"""drift_report: Evidently's per-column decisions, p-values, dataset and prediction
+drift, the HTML, on employees made by the seeded simulator (with and without drift)."""
+
+import json
+import subprocess
+import sys
+from datetime import datetime, timezone
+
+import numpy as np
+import pandas as pd
+import pytest
+from scipy.stats import chi2_contingency, ks_2samp
+
+from smartstream_assets.ml.drift import drift_report
+from smartstream_assets.producers.employees import Drift, EmployeeSimulator
+
+NUMERICAL = ["JoiningYear", "Age", "ExperienceInCurrentDomain"]
+CATEGORICAL = ["Education", "City", "Gender", "EverBenched", "PaymentTier"]
+WHEN = datetime(2026, 1, 5, tzinfo=timezone.utc)
+DRIFT = Drift(age_shift=8, city="Pune", payment_tier_shift=-1)
+DRIFTED = {"Age", "City", "PaymentTier"}
+
+
+def employees(seed: int, n: int, drift: Drift | None = None, probability=(2, 5)) -> pd.DataFrame:
+    """``n`` employees of a fresh simulator, with a model's leave ``probability`` ~ Beta(a, b)."""
+    frame = EmployeeSimulator(seed, drift=drift).full_load(n, WHEN)
+    frame["probability"] = np.random.default_rng(seed).beta(*probability, n)
+    return frame
+
+
+@pytest.fixture(scope="module")
+def reference() -> pd.DataFrame:
+    return employees(1, 3000)
+
+
+@pytest.fixture(scope="module")
+def no_drift(reference):
+    current = employees(2, 3000)
+    return (current, *drift_report(reference, current, numerical=NUMERICAL, categorical=CATEGORICAL, prediction_column="probability"))
+
+
+@pytest.fixture(scope="module")
+def with_drift(reference):
+    current = employees(3, 3000, DRIFT)
+    summary, html = drift_report(
+        reference, current, numerical=NUMERICAL, categorical=CATEGORICAL, prediction_column="probability", drift_share=0.3
+    )
+    return current, summary, html
+
+
+def test_two_samples_of_the_same_workforce_show_no_drift(no_drift):
+    _, summary, _ = no_drift
+    assert summary.drifted_columns() == []
+    assert summary.drift_share == 0.0
+    assert summary.dataset_drift is False
+    assert summary.prediction_drift is False
+    assert (summary.n_reference, summary.n_current) == (3000, 3000)
+    assert [c.column for c in summary.columns] == NUMERICAL + CATEGORICAL
+
+
+def test_older_pune_lower_tier_hires_are_flagged_with_statistic_and_p_value(with_drift):
+    _, summary, _ = with_drift
+    drifted = {c.column: c for c in summary.drifted_columns()}
+    assert set(drifted) == DRIFTED
+    assert drifted["Age"].kind == "numerical" and drifted["City"].kind == "categorical"
+    for column in drifted.values():
+        assert column.statistic >= column.threshold == 0.1
+        assert column.p_value is not None and column.p_value < 1e-6
+    assert summary.drift_share == pytest.approx(3 / 8)
+    assert summary.dataset_drift is True  # 3/8 >= 0.3
+
+
+def test_large_reference_uses_wasserstein_for_numbers_and_jensen_shannon_for_categories(with_drift):
+    _, summary, _ = with_drift
+    methods = {c.column: c.statistic_method for c in summary.columns}
+    assert {methods[c] for c in NUMERICAL} == {"Wasserstein distance (normed)"}
+    assert {methods[c] for c in CATEGORICAL} == {"Jensen-Shannon distance"}
+    # Distances: drifted exactly when the score reaches the threshold.
+    assert all(c.drifted == (c.statistic >= c.threshold) for c in summary.columns)
+
+
+def test_drift_share_agrees_with_evidentlys_drifted_columns_count(with_drift):
+    _, summary, _ = with_drift
+    [count] = [m["value"] for m in summary.evidently_metrics if m["config"]["type"].endswith("DriftedColumnsCount")]
+    assert count["count"] == len(summary.drifted_columns()) == 3
+    assert count["share"] == pytest.approx(summary.drift_share)
+
+
+def test_p_values_are_two_sample_tests(reference, with_drift):
+    current, summary, _ = with_drift
+    by_column = {c.column: c for c in summary.columns}
+    for column in NUMERICAL:
+        assert by_column[column].test_method == "ks"
+        assert by_column[column].p_value == pytest.approx(ks_2samp(reference[column], current[column]).pvalue, rel=1e-9, abs=1e-300)
+    for column in CATEGORICAL:
+        table = pd.concat([reference[column].value_counts(), current[column].value_counts()], axis=1).fillna(0)
+        expected = chi2_contingency(table.to_numpy().T, correction=False).pvalue
+        assert by_column[column].test_method == "chi2_two_sample"
+        assert by_column[column].p_value == pytest.approx(expected, rel=1e-9, abs=1e-300)
+
+
+def test_two_sample_chi_square_does_not_flag_a_big_current_sample_of_the_same_distribution():
+    # Evidently's own "chisquare" takes the reference counts as exact and calls
+    # most such pairs drifted (see drift._register_two_sample_chisquare).
+    reference, current = employees(11, 2000), employees(12, 40000)
+    summary, _ = drift_report(reference, current, numerical=["Age"], categorical=["Education", "City", "PaymentTier"])
+    assert all(c.p_value > 0.01 for c in summary.columns if c.kind == "categorical")
+
+
+def test_prediction_drift_is_reported_apart_from_feature_drift(reference):
+    current = employees(2, 3000, probability=(4, 3))  # same workforce, the model now says "leave" more
+    summary, _ = drift_report(reference, current, numerical=NUMERICAL, categorical=CATEGORICAL, prediction_column="probability")
+    assert summary.prediction is not None and summary.prediction.column == "probability"
+    assert summary.prediction_drift is True
+    assert summary.prediction.statistic >= summary.prediction.threshold
+    assert summary.prediction.p_value < 1e-6
+    assert "probability" not in [c.column for c in summary.columns]
+    assert summary.drift_share == 0.0 and summary.dataset_drift is False
+
+
+def test_without_prediction_column_prediction_fields_are_none(no_drift, reference):
+    current, _, _ = no_drift
+    summary, _ = drift_report(reference.head(1500), current.head(1500), numerical=["Age"], categorical=["City"])
+    assert summary.prediction is None and summary.prediction_drift is None
+    assert [c.column for c in summary.columns] == ["Age", "City"]
+
+
+def test_small_samples_use_p_value_tests_and_the_share_threshold():
+    reference, current = employees(5, 300), employees(6, 200, DRIFT)
+    summary, _ = drift_report(reference, current, numerical=NUMERICAL, categorical=CATEGORICAL, drift_share=0.6)
+    methods = {c.column: c.statistic_method for c in summary.columns}
+    assert {methods[c] for c in NUMERICAL} == {"K-S p_value"}
+    assert {methods[c] for c in ("Education", "City", "PaymentTier")} == {"chi-square p_value"}
+    assert {methods[c] for c in ("Gender", "EverBenched")} == {"Z-test p_value"}  # two values
+    for column in summary.columns:
+        assert column.threshold == 0.05
+        assert column.drifted == (column.statistic < column.threshold)  # a p-value: small means drift
+    assert DRIFTED <= {c.column for c in summary.drifted_columns()}
+    assert summary.drift_share == pytest.approx(len(summary.drifted_columns()) / 8)
+    assert summary.drift_share < 0.6 and summary.dataset_drift is False
+
+
+def test_html_is_an_evidently_report_naming_the_columns(with_drift):
+    _, _, html = with_drift
+    text = html.strip()
+    assert text.startswith("<!DOCTYPE html>") and text.endswith("</html>")
+    # Evidently's drift widgets, with this run's numbers in them.
+    assert "Drift is detected for 37.5% of columns (3 out of 8)." in text
+    assert "Dataset drift detection threshold is 0.3" in text
+    for column in NUMERICAL + CATEGORICAL + ["probability"]:
+        assert f'"{column}"' in text
+
+
+def test_json_is_strict_json_with_decisions_and_evidently_metrics(with_drift):
+    _, summary, _ = with_drift
+    data = json.loads(json.dumps(summary.to_json(), allow_nan=False))
+    assert set(data["drifted_columns"]) == DRIFTED
+    assert data["dataset_drift"] is True and data["drift_share_threshold"] == 0.3
+    assert data["prediction"]["column"] == "probability"
+    assert len(data["evidently"]["metrics"]) >= 1 + 2 * 8
+    assert len(json.dumps(data)) < 50_000
+
+
+def test_missing_column_or_empty_sample_is_an_error(reference):
+    with pytest.raises(ValueError, match="lacks columns"):
+        drift_report(reference, reference.drop(columns=["Age"]), numerical=["Age"], categorical=[])
+    with pytest.raises(ValueError, match="empty"):
+        drift_report(reference, reference.head(0), numerical=["Age"], categorical=[])
+
+
+def test_importing_the_ml_modules_loads_no_heavy_library():
+    code = (
+        "import sys\n"
+        "import smartstream_assets.ml.drift, smartstream_assets.ml.forecast\n"
+        "import smartstream_assets.ml.anomaly, smartstream_assets.ml.plots\n"
+        "heavy = ('evidently', 'prophet', 'cmdstanpy', 'sklearn', 'matplotlib', 'scipy', 'plotly')\n"
+        "print(','.join(m for m in heavy if m in sys.modules))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == ""

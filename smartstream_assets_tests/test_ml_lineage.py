@@ -1,0 +1,208 @@
+"""The employees ML loop through Dagster, end to end, on a real lake folder, a real MLflow
+store and a real HTTP receiver for alerts:
+
+    CDC → current → features → candidate → champion → predictions → drift report (none)
+    → drifted CDC → drift report flags it → the retrain sensor requests a run (once,
+    then cooldown) → the new candidate is gated.
+"""
+
+import json
+import subprocess
+import sys
+from datetime import datetime, timezone
+from pathlib import Path
+
+import dagster as dg
+import pandas as pd
+
+from smartstream_assets import ingestion
+from smartstream_assets.definitions import defs
+from smartstream_assets.demo import SAMPLE_DIR, seed_raw_zone
+from smartstream_assets.domains.employees import ATTRITION
+from smartstream_assets.lake import PROJECT_ROOT, LocalLake
+from smartstream_assets.ml.registry import CHAMPION, Registry
+from smartstream_assets.producers import Drift, produce
+from smartstream_assets.producers.employees import EmployeeSimulator
+from smartstream_assets.resources import (
+    AlertResource,
+    LakeResource,
+    MlflowResource,
+    PredictionsDbResource,
+)
+from smartstream_assets.tables import load_tables
+
+from .helpers import fresh_project_env, http_receiver
+
+SPEC = load_tables(extra="")["employees"]
+DAGSTER = str(Path(sys.executable).with_name("dagster"))
+ML = dg.AssetSelection.groups("employees")
+APPROVAL = dg.AssetKey(["approvals", "employees_attrition"])
+QUIET = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
+SMALL_SEARCH = {"ops": {"models__employees_attrition": {"config": {"trials": 4}}}}
+
+
+class Project:
+    """A lake, an MLflow store and a Dagster instance that live for one test."""
+
+    def __init__(self, tmp_path, webhook: str = ""):
+        self.lake = LocalLake(tmp_path / "lake")
+        self.tracking_uri = f"sqlite:///{tmp_path}/mlflow.db"
+        self.registry = Registry(self.tracking_uri)
+        self.instance = dg.DagsterInstance.ephemeral()
+        self.resources = {
+            "lake": LakeResource(url=self.lake.url),
+            "mlflow": MlflowResource(tracking_uri=self.tracking_uri),
+            "alerts": AlertResource(webhook_url=webhook),
+            "predictions_db": PredictionsDbResource(),
+        }
+
+    def ingest(self) -> None:
+        for day, objects in sorted(ingestion.raw_objects_by_date(self.lake, SPEC).items()):
+            ingestion.build_trusted_partition(self.lake, SPEC, day, objects)
+        ingestion.update_current(self.lake, SPEC)
+
+    def materialize(self, selection, run_config=None, tags=None) -> dg.ExecuteInProcessResult:
+        config = {**QUIET, **(run_config or {})}
+        result = dg.materialize(
+            list(defs.assets), selection=selection, resources=self.resources, instance=self.instance,
+            run_config=config, tags=tags, raise_on_error=False,
+        )  # fmt: skip
+        failures = [e.event_specific_data.error.to_string() for e in result.all_events if e.event_type_value == "STEP_FAILURE"]
+        assert result.success, "\n".join(failures)
+        return result
+
+    def tick(self, name: str, cursor=None):
+        sensor = defs.get_sensor_def(name)
+        with dg.build_sensor_context(instance=self.instance, cursor=cursor, definitions=defs) as context:
+            return sensor(context)
+
+
+def meta(result, key: str) -> dict:
+    [event] = [e for e in result.get_asset_materialization_events() if e.asset_key.to_user_string() == key]
+    return {k: v.value for k, v in event.materialization.metadata.items()}
+
+
+def test_drifted_cdc_is_detected_retrains_once_and_the_new_candidate_is_gated(tmp_path):
+    with http_receiver() as receiver:
+        project = Project(tmp_path, webhook=receiver.url())
+        seed_raw_zone(project.lake, SAMPLE_DIR)
+        project.ingest()
+
+        # 1. the whole graph on the sample: the first champion, scores, no drift
+        first = project.materialize(ML - dg.AssetSelection.assets(APPROVAL), SMALL_SEARCH)
+        deployment = meta(first, "deployments/employees_attrition")
+        assert deployment["status"] == "promoted" and deployment["champion_after"] == "1"
+        predictions = meta(first, "predictions/employees")
+        scored = pd.read_parquet(predictions["path"])
+        assert len(scored) == predictions["dagster/row_count"] == len(project.lake.read_parquet("current/employees/data.parquet"))
+        assert set(scored.columns) == {"run_date", "EmployeeID", "probability", "predicted_class", "model_version", "anomaly"}
+        assert scored["model_version"].eq("1").all() and scored["probability"].between(0, 1).all()
+        assert 0 < scored["anomaly"].sum() <= 0.1 * len(scored)
+        drift = meta(first, "reports/employees_drift")
+        assert drift["dataset_drift"] is False and drift["drift_share"] < ATTRITION.drift_share_threshold
+        assert drift["report_html"].endswith("report.html") and "<html" in open(drift["report_html"]).read(2000).lower()
+        quiet = project.tick("employees_retrain_sensor")
+        assert not quiet.run_requests and quiet.skip_reason.skip_message.startswith("no retraining: drift share 0.")
+
+        # 2. a month of hiring older people, mostly in Pune, at a lower pay tier
+        produce(project.lake, SPEC, files=3, interval=0, events=600, seed=5, sleep=lambda _: None, log=lambda _: None,
+                drift=Drift(age_shift=8, city="Pune", payment_tier_shift=-1))  # fmt: skip
+        project.ingest()
+        rescored = project.materialize(job_selection("employees_scoring"))
+        drifted = meta(rescored, "reports/employees_drift")
+        assert drifted["dataset_drift"] is True and drifted["drift_share"] >= ATTRITION.drift_share_threshold
+        summary = json.loads(open(drifted["report_json"]).read())
+        flagged = {c["column"] for c in summary["columns"] if c["drifted"]}
+        assert {"Age", "City", "PaymentTier"} <= flagged
+        assert all(c["p_value"] is not None for c in summary["columns"] if c["drifted"])
+
+        # 3. the sensor requests one retraining for that report, then holds
+        request = project.tick("employees_retrain_sensor", cursor=quiet.cursor)
+        [run] = request.run_requests
+        assert run.run_key.startswith("employees-retrain-report-") and run.tags["smartstream/trigger"] == "drift"
+        again = project.tick("employees_retrain_sensor", cursor=request.cursor)
+        assert not again.run_requests and "already decided on report" in again.skip_reason.skip_message
+
+        # 4. the retraining run: a new candidate, gated against the champion
+        retrained = project.materialize(job_selection("employees_retrain"), SMALL_SEARCH, tags=run.tags)
+        gate = meta(retrained, "deployments/employees_attrition")
+        assert gate["candidate_version"] == "2" and gate["status"] in ("held for approval", "rejected")
+        assert project.registry.version(ATTRITION.registered_model, CHAMPION).version == "1"
+
+        # 5. a second drifted report within the cooldown does not storm
+        report_again = project.materialize(dg.AssetSelection.assets(dg.AssetKey(["reports", "employees_drift"])))
+        assert meta(report_again, "reports/employees_drift")["dataset_drift"] is True
+        cooled = project.tick("employees_retrain_sensor", cursor=request.cursor)
+        assert not cooled.run_requests and "cooldown holds" in cooled.skip_reason.skip_message
+
+        kinds = [request.json()["smartstream"]["kind"] for request in receiver.requests]
+        assert kinds[0] == "promoted" and kinds.count("drift_detected") == 2
+        assert {"held_for_approval", "rejected"} & set(kinds)
+
+
+def test_a_held_candidate_becomes_champion_when_a_person_approves_it(tmp_path):
+    project = Project(tmp_path)
+    seed_raw_zone(project.lake, SAMPLE_DIR)
+    project.ingest()
+    config = {"ops": {"models__employees_attrition": {"config": {"trials": 2, "estimators": ["xgboost"]}}}}
+    train_and_gate = job_selection("employees_retrain")
+    project.materialize(train_and_gate, config)
+    # the same data and seed: a candidate exactly as good as the champion is not worse, so it waits
+    held = project.materialize(train_and_gate, config)
+    assert meta(held, "deployments/employees_attrition")["status"] == "held for approval", meta(held, "deployments/employees_attrition")["reasons"]
+    assert project.registry.version(ATTRITION.registered_model, CHAMPION).version == "1"
+
+    nobody = dg.materialize(
+        list(defs.assets), selection=dg.AssetSelection.assets(APPROVAL), resources=project.resources,
+        instance=project.instance, raise_on_error=False, run_config=QUIET,
+    )  # fmt: skip
+    assert not nobody.success  # approved_by is required
+    # the README's approval command, through the real CLI, on the same lake and MLflow store
+    env = fresh_project_env(tmp_path / "cli")
+    env.update(SMARTSTREAM_LAKE=project.lake.url, MLFLOW_TRACKING_URI=project.tracking_uri)
+    config = {"ops": {"approvals__employees_attrition": {"config": {"approved_by": "dana", "note": "checked"}}}}
+    cli = subprocess.run(
+        [DAGSTER, "asset", "materialize", "-m", "smartstream_assets", "--select", "approvals/employees_attrition",
+         "--config-json", json.dumps(config)],
+        cwd=PROJECT_ROOT, env=env, capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert cli.returncode == 0 and "RUN_SUCCESS" in cli.stdout + cli.stderr, cli.stderr[-3000:]
+    champion = project.registry.version(ATTRITION.registered_model, CHAMPION)
+    assert champion.version == "2" and champion.tags["smartstream.approved_by"] == "dana"
+    assert "smartstream.reference" in champion.tags
+
+
+def test_the_fairness_check_fails_with_severity_error_on_a_biased_dataset(tmp_path):
+    project = Project(tmp_path)
+    staff = EmployeeSimulator(4).full_load(1500, datetime(2026, 6, 1, tzinfo=timezone.utc))
+    staff["LeaveOrNot"] = (staff["Gender"] == "Female").astype("int64")  # who leaves is who she is
+    _write_current(project.lake, staff)
+    result = project.materialize(job_selection("employees_retrain"), {"ops": {"models__employees_attrition": {"config": {"trials": 2}}}})
+    [check] = result.get_asset_check_evaluations()
+    assert check.check_name == "fairness" and check.passed is False
+    assert check.severity == dg.AssetCheckSeverity.ERROR
+    assert check.metadata["worst_facet"].value == "Gender" and check.metadata["worst_difference"].value > 0.9
+    gate = meta(result, "deployments/employees_attrition")
+    assert gate["status"] == "rejected" and "demographic-parity difference" in gate["reasons"]
+
+
+def test_predictions_need_a_champion_and_say_so(tmp_path):
+    project = Project(tmp_path)
+    _write_current(project.lake, EmployeeSimulator(2).full_load(300, datetime(2026, 6, 1, tzinfo=timezone.utc)))
+    result = dg.materialize(
+        list(defs.assets), selection=dg.AssetSelection.assets(dg.AssetKey(["features", "employees"]), dg.AssetKey(["predictions", "employees"])),
+        resources=project.resources, instance=project.instance, raise_on_error=False, run_config=QUIET,
+    )  # fmt: skip
+    [failure] = [e for e in result.all_events if e.event_type_value == "STEP_FAILURE"]
+    assert "has no champion yet: materialise models/employees_attrition" in failure.event_specific_data.error.to_string()
+
+
+def job_selection(name: str) -> dg.AssetSelection:
+    """What a job of the code location materialises (as its schedule or sensor would run it)."""
+    return next(job for job in defs.jobs if job.name == name).selection
+
+
+def _write_current(lake, frame: pd.DataFrame) -> None:
+    import pyarrow as pa
+
+    lake.write_parquet(ingestion.current_key("employees"), pa.Table.from_pandas(frame.reset_index(drop=True), preserve_index=False))

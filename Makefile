@@ -39,10 +39,12 @@ stack: install
 stack-down:
 	$(BIN)/python -m smartstream_assets.local_stack down
 
-# Both benchmarks, with their baselines measured in the same run (figures in the README).
+# The benchmarks, each with its baseline measured in the same run (figures in the README).
 bench: install
 	$(BIN)/python benchmarks/ingest.py
 	$(BIN)/python benchmarks/sensor_tick.py
+	$(BIN)/python benchmarks/employees_lineage.py
+	$(BIN)/python benchmarks/evaluate_attrition.py
 
 ui: install
 	$(BIN)/dagster dev

@@ -113,3 +113,22 @@ def test_a_model_that_only_looks_at_gender_shows_up_as_unfair(employees):
     assert report["Gender"].demographic_parity_difference > 0.9
     assert report["Gender"].worst_difference > D.fairness.error
     assert report["City"].demographic_parity_difference < report["Gender"].demographic_parity_difference
+
+
+def test_the_fairness_check_errors_only_for_protected_facets():
+    import dagster as dg
+
+    from smartstream_assets.assets.ml import fairness_check
+    from smartstream_assets.ml.fairness import FacetFairness
+
+    def facet(dp, eo):
+        return FacetFairness("f", pd.DataFrame(), dp, 1 - dp, eo)
+
+    key = dg.AssetKey(["models", "employees_attrition"])
+    assert D.gated_facets == ["Gender"]
+    city = fairness_check(key, D, {"Gender": facet(0.1, 0.1), "City": facet(0.6, 0.5)})
+    assert not city.passed and city.severity == dg.AssetCheckSeverity.WARN
+    assert city.metadata["worst_facet"].value == "City"
+    gender = fairness_check(key, D, {"Gender": facet(0.45, 0.2), "City": facet(0.1, 0.1)})
+    assert not gender.passed and gender.severity == dg.AssetCheckSeverity.ERROR
+    assert fairness_check(key, D, {"Gender": facet(0.15, 0.1), "City": facet(0.19, 0.2)}).passed

@@ -139,7 +139,8 @@ def build_ml_assets(domain: ClassifierDomain) -> list:
                 asset=keys["model"],
                 description=(
                     f"demographic-parity and equalized-odds differences by {', '.join(domain.facets)}: "
-                    f"WARN above {domain.fairness.warn}, ERROR above {domain.fairness.error}"
+                    f"WARN above {domain.fairness.warn}, ERROR above {domain.fairness.error} "
+                    f"for {', '.join(domain.gated_facets)}"
                 ),
             )
         ],
@@ -457,9 +458,12 @@ def latest_run_date(lake: Lake, domain: ClassifierDomain) -> str:
 
 
 def fairness_check(key: dg.AssetKey, domain: ClassifierDomain, fairness: dict) -> dg.AssetCheckResult:
+    """Fails above ``warn`` on any facet; its severity is ERROR when a protected facet is
+    above ``error``, WARN otherwise."""
     worst_facet = max(fairness, key=lambda f: fairness[f].worst_difference) if fairness else None
     worst = fairness[worst_facet].worst_difference if worst_facet else 0.0
-    severity = dg.AssetCheckSeverity.ERROR if worst > domain.fairness.error else dg.AssetCheckSeverity.WARN
+    protected = [fairness[f].worst_difference for f in domain.gated_facets if f in fairness]
+    severity = dg.AssetCheckSeverity.ERROR if protected and max(protected) > domain.fairness.error else dg.AssetCheckSeverity.WARN
     return dg.AssetCheckResult(
         asset_key=key,
         check_name="fairness",
@@ -470,6 +474,7 @@ def fairness_check(key: dg.AssetKey, domain: ClassifierDomain, fairness: dict) -
             "worst_difference": dg.MetadataValue.float(worst),
             "warn_above": domain.fairness.warn,
             "error_above": domain.fairness.error,
+            "protected_facets": dg.MetadataValue.json(domain.gated_facets),
             **{
                 f"{facet}_demographic_parity_difference": dg.MetadataValue.float(r.demographic_parity_difference)
                 for facet, r in fairness.items()

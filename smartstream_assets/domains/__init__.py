@@ -42,7 +42,10 @@ class ClassifierDomain:
     target: str
     numeric: tuple[str, ...]
     categorical: tuple[str, ...]
-    facets: tuple[str, ...] = ()  # fairness is measured by these columns
+    facets: tuple[str, ...] = ()  # fairness is measured and reported by these columns
+    # the facets the gate's parity bar and the check's ERROR apply to (empty: all facets);
+    # the others warn: a location can differ in base rates without anyone being wronged
+    protected_facets: tuple[str, ...] = ()
     quality_bar: QualityBar = field(default_factory=QualityBar)
     fairness: FairnessThresholds = field(default_factory=FairnessThresholds)
     requires_approval: bool = True  # replacing a champion waits for a person
@@ -55,6 +58,10 @@ class ClassifierDomain:
     # few-valued features like the HR table
     anomaly_share: float = 0.05
     predictions_table: str | None = None  # SQL table for predictions when SMARTSTREAM_PREDICTIONS_DB is set
+
+    @property
+    def gated_facets(self) -> list[str]:
+        return list(self.protected_facets or self.facets)
 
     @property
     def features(self) -> list[str]:

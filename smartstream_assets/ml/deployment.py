@@ -39,7 +39,7 @@ def run_gate(registry: Registry, domain, bar, *, requires_approval: bool) -> Gat
     champion = registry.version(name, CHAMPION)
     metrics = registry.client.get_run(candidate.run_id).data.metrics
     fairness = max(
-        [metrics.get(f"fairness.{facet}.demographic_parity_difference", 0.0) for facet in domain.facets] or [0.0]
+        [metrics.get(f"fairness.{facet}.demographic_parity_difference", 0.0) for facet in domain.gated_facets] or [0.0]
     )
     candidate_metrics = {k: metrics[k] for k in ("accuracy", "precision", "recall", "f1", "roc_auc") if k in metrics}
     if champion is not None and champion.version == candidate.version:

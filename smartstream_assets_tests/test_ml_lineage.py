@@ -129,9 +129,14 @@ def test_drifted_cdc_is_detected_retrains_once_and_the_new_candidate_is_gated(tm
         assert gate["candidate_version"] == "2" and gate["status"] in ("held for approval", "rejected")
         assert project.registry.version(ATTRITION.registered_model, CHAMPION).version == "1"
 
-        # 5. a second drifted report within the cooldown does not storm
-        report_again = project.materialize(dg.AssetSelection.assets(dg.AssetKey(["reports", "employees_drift"])))
-        assert meta(report_again, "reports/employees_drift")["dataset_drift"] is True
+        # 5. a second drifted report within the cooldown does not storm (it re-scores an
+        # older run date: the report describes that batch, not the newest folder)
+        report_again = project.materialize(
+            dg.AssetSelection.assets(dg.AssetKey(["predictions", "employees"]), dg.AssetKey(["reports", "employees_drift"])),
+            {"ops": {"predictions__employees": {"config": {"run_date": "2026-01-01"}}}},
+        )
+        again_meta = meta(report_again, "reports/employees_drift")
+        assert again_meta["dataset_drift"] is True and again_meta["run_date"] == "2026-01-01"
         cooled = project.tick("employees_retrain_sensor", cursor=request.cursor)
         assert not cooled.run_requests and "cooldown holds" in cooled.skip_reason.skip_message
 

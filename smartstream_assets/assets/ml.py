@@ -386,7 +386,7 @@ def _drift_asset(domain: ClassifierDomain, keys):
         from ..ml.drift import drift_report
 
         store = lake.get()
-        run_date = latest_run_date(store, domain)
+        run_date = scored_run_date(context, keys["predictions"]) or latest_run_date(store, domain)
         scored = store.read_parquet(predictions_key(domain, run_date)).to_pandas()
         batch = store.read_parquet(features_key(domain)).to_pandas()
         batch = batch[batch[domain.id_column].isin(scored[domain.id_column])]
@@ -448,6 +448,16 @@ def resolve_run_date(configured: str, context) -> str:
     if scheduled:
         return datetime.fromisoformat(scheduled).date().isoformat()
     return datetime.now(timezone.utc).date().isoformat()
+
+
+def scored_run_date(context, predictions_key: dg.AssetKey) -> str | None:
+    """The run date of the latest predictions materialisation (the batch this run scored,
+    even when it re-scored an older date)."""
+    records = context.instance.fetch_materializations(predictions_key, limit=1).records
+    if not records:
+        return None
+    value = records[0].asset_materialization.metadata.get("run_date")
+    return str(value.value) if value is not None else None
 
 
 def latest_run_date(lake: Lake, domain: ClassifierDomain) -> str:

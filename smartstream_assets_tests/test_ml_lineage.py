@@ -94,7 +94,10 @@ def test_drifted_cdc_is_detected_retrains_once_and_the_new_candidate_is_gated(tm
         assert deployment["status"] == "promoted" and deployment["champion_after"] == "1"
         predictions = meta(first, "predictions/employees")
         scored = pd.read_parquet(predictions["path"])
-        assert len(scored) == predictions["dagster/row_count"] == len(project.lake.read_parquet("current/employees/data.parquet"))
+        current = project.lake.read_parquet("current/employees/data.parquet").to_pandas()
+        still_here = current[current["LeaveOrNot"] != 1]  # LeaveOrNot = 1 has left (the headcount rule)
+        assert len(scored) == predictions["dagster/row_count"] == len(still_here) < len(current)
+        assert set(scored["EmployeeID"]) == set(still_here["EmployeeID"])
         assert set(scored.columns) == {"run_date", "EmployeeID", "probability", "predicted_class", "model_version", "anomaly"}
         assert scored["model_version"].eq("1").all() and scored["probability"].between(0, 1).all()
         assert 0 < scored["anomaly"].sum() <= 0.1 * len(scored)

@@ -320,7 +320,8 @@ def _predictions_asset(domain: ClassifierDomain, keys):
         group_name=domain.name,
         kinds={"parquet"},
         description=(
-            f"Batch scores of every current row with the champion of {domain.registered_model} "
+            f"Batch scores of the current rows{' not labelled positive' if domain.score_only_not_positive else ''} "
+            f"with the champion of {domain.registered_model} "
             f"→ predictions/{domain.name}/run_date=…/ (and a SQL table when SMARTSTREAM_PREDICTIONS_DB is set)."
         ),
     )
@@ -339,7 +340,7 @@ def _predictions_asset(domain: ClassifierDomain, keys):
                 f"deployments/{domain.model} first"
             )
         run_date = resolve_run_date(config.run_date, context)
-        frame = store.read_parquet(features_key(domain)).to_pandas()
+        frame = domain.scoring_rows(store.read_parquet(features_key(domain)).to_pandas())
         pipeline = registry.load_pipeline(domain.registered_model, champion.version)
         scored = score_batch(pipeline, frame, id_column=domain.id_column, features=domain.features)
         scored.insert(0, "run_date", date.fromisoformat(run_date))

@@ -58,6 +58,9 @@ class ClassifierDomain:
     # few-valued features like the HR table
     anomaly_share: float = 0.05
     predictions_table: str | None = None  # SQL table for predictions when SMARTSTREAM_PREDICTIONS_DB is set
+    # batch scoring leaves out rows already labelled positive (for attrition: people who
+    # have left); the drift reference is filtered the same way, so both compare like with like
+    score_only_not_positive: bool = False
 
     @property
     def gated_facets(self) -> list[str]:
@@ -66,6 +69,12 @@ class ClassifierDomain:
     @property
     def features(self) -> list[str]:
         return list(self.categorical) + list(self.numeric)
+
+    def scoring_rows(self, frame):
+        """The rows batch scoring scores (and the drift baseline is made of)."""
+        if not self.score_only_not_positive:
+            return frame
+        return frame[frame[self.target].ne(1) | frame[self.target].isna()]
 
     def feature_frame(self, current):
         """The model's input frame from the table's current state: id, features, label.

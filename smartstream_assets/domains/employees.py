@@ -32,6 +32,8 @@ ATTRITION = ClassifierDomain(
     positive_label="leaves",
     anomaly_model="employees_anomaly",
     predictions_table="employee_predictions",
+    # LeaveOrNot = 1 counts as an exit (see left_the_company): score those still here
+    score_only_not_positive=True,
 )
 
 

@@ -67,7 +67,7 @@ def promote(registry: Registry, domain, version: str, tags: dict | None = None) 
     it become the drift baseline, stored with the version."""
     name = domain.registered_model
     info = registry.get_version(name, version)
-    reference = registry.load_frame(info.run_id, "data/train_sample.parquet")
+    reference = domain.scoring_rows(registry.load_frame(info.run_id, "data/train_sample.parquet"))
     pipeline = registry.load_pipeline(name, version)
     predictions = score_batch(pipeline, reference, id_column=domain.id_column, features=domain.features)
     registry.promote(name, version, reference, predictions, tags={GATE_TAG: "promoted", **(tags or {})})

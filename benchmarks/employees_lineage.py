@@ -63,7 +63,6 @@ def child(args) -> None:
 
     warnings.filterwarnings("ignore")
     import dagster as dg
-    import numpy as np
 
     from smartstream_assets.definitions import defs
     from smartstream_assets.domains.employees import ATTRITION as D

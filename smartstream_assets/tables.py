@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import re
 from dataclasses import dataclass, field
+from datetime import date
 from pathlib import Path
 
 import pyarrow as pa
@@ -50,6 +51,8 @@ class TableSpec:
     primary_key: tuple[str, ...]
     columns: dict[str, str]  # ordered: name -> type name
     dms: DmsSettings = field(default_factory=DmsSettings)
+    start_date: date = date(2020, 1, 1)  # first ingest date partition
+    allow_nonfinite: bool = False  # accept inf / -inf / nan in float64 columns
 
     @property
     def arrow_schema(self) -> pa.Schema:
@@ -86,7 +89,7 @@ def _parse_table(path: Path, name: str, entry) -> TableSpec:
         raise RegistryError(f"{where}: a table name must be letters, digits and _")
     if not isinstance(entry, dict):
         raise RegistryError(f"{where}: expected a mapping")
-    unknown = set(entry) - {"raw_prefix", "format", "primary_key", "columns", "dms"}
+    unknown = set(entry) - {"raw_prefix", "format", "primary_key", "columns", "dms", "start_date", "allow_nonfinite"}
     if unknown:
         raise RegistryError(f"{where}: unknown keys {sorted(unknown)}")
     raw_prefix = entry.get("raw_prefix")
@@ -130,4 +133,17 @@ def _parse_table(path: Path, name: str, entry) -> TableSpec:
         primary_key=tuple(pk),
         columns=dict(columns),
         dms=dms,
+        start_date=_start_date(where, entry.get("start_date", date(2020, 1, 1))),
+        allow_nonfinite=entry.get("allow_nonfinite", False),
     )
+
+
+def _start_date(where: str, value) -> date:
+    if isinstance(value, str):
+        try:
+            value = date.fromisoformat(value)
+        except ValueError:
+            pass
+    if not isinstance(value, date):
+        raise RegistryError(f"{where}: start_date must be a date YYYY-MM-DD (got {value!r})")
+    return value

@@ -26,7 +26,7 @@ def build_definitions() -> dg.Definitions:
     assets, jobs, sensors, schedules = [], [], [], []
     for spec in load_tables().values():
         assets += build_ingestion_assets(spec)
-        job = build_ingest_job(spec.name)
+        job = build_ingest_job(spec)
         jobs.append(job)
         sensors.append(build_raw_sensor(spec, job))
     for domain in all_domains():

@@ -1,20 +1,20 @@
 import dagster as dg
 
 from .assets.ingestion import current_asset_key, trusted_asset_key
-from .partitions import DAILY
+from .partitions import ingest_date_partitions
 
 
 def ingest_job_name(table: str) -> str:
     return f"{table}_ingest"
 
 
-def build_ingest_job(table: str):
+def build_ingest_job(spec):
     """trusted/<table> for one ingest date, then current/<table>: what the raw sensor runs."""
     return dg.define_asset_job(
-        ingest_job_name(table),
-        selection=dg.AssetSelection.assets(trusted_asset_key(table), current_asset_key(table)),
-        partitions_def=DAILY,
-        description=f"Ingest one day of raw {table} objects and update the current state.",
+        ingest_job_name(spec.name),
+        selection=dg.AssetSelection.assets(trusted_asset_key(spec.name), current_asset_key(spec.name)),
+        partitions_def=ingest_date_partitions(spec.start_date),
+        description=f"Ingest one day of raw {spec.name} objects and update the current state.",
     )
 
 

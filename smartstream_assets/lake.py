@@ -10,16 +10,23 @@ backends. Guarantees every caller relies on:
 - ``write_bytes`` is atomic: a reader sees the old object or the new one, never a
   torn one (local: temp file + ``os.replace``; S3: a PUT is atomic per object).
   Dataset partitions are written as ONE object each, so a partition is atomic too
-  and rewriting it replaces it.
+  and rewriting it replaces it. Local temp files live in ``.tmp-writes/`` at the
+  lake root, never inside a zone, so a glob over a zone cannot match them.
+- ``write_bytes(..., if_match=etag)`` / ``if_absent=True`` is a compare-and-swap:
+  it raises ``PreconditionFailed`` when the object changed (or exists) meanwhile
+  (local: under a file lock; S3: conditional PUT, ``If-Match`` / ``If-None-Match``,
+  which AWS and SeaweedFS enforce). Read-modify-write state uses it.
 - Errors name the key and never carry credentials.
 """
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import io
 import os
 import threading
+import time
 import uuid
 from abc import ABC, abstractmethod
 from collections.abc import Iterator
@@ -32,12 +39,18 @@ import pyarrow.parquet as pq
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_LAKE = PROJECT_ROOT / ".smartstream" / "lake"
-_TMP_PREFIX = ".tmp-"
+_TMP_PREFIX = ".tmp-"  # names the lake skips in listings
+_TMP_DIR = ".tmp-writes"  # local temp files, at the root: outside every zone
+_LOCK_DIR = ".tmp-locks"
 _MULTIPART_BYTES = 8 << 20  # boto3's default multipart threshold
 
 
 class LakeError(RuntimeError):
     """An object could not be listed, read or written; the message names the key."""
+
+
+class PreconditionFailed(LakeError):
+    """A conditional write lost: the object changed (or appeared) since it was read."""
 
 
 @dataclass(frozen=True)
@@ -62,8 +75,38 @@ class Lake(ABC):
     def read_bytes(self, key: str) -> bytes: ...
 
     @abstractmethod
-    def write_bytes(self, key: str, data: bytes) -> None:
-        """Atomically create or replace ``key``."""
+    def write_bytes(self, key: str, data: bytes, *, if_match: str | None = None, if_absent: bool = False) -> None:
+        """Atomically create or replace ``key``. With ``if_match`` the write only happens
+        if the object's etag is still that one; with ``if_absent`` only if it does not
+        exist; otherwise ``PreconditionFailed``."""
+
+    @abstractmethod
+    def list_level(self, prefix: str) -> tuple[list[ObjectInfo], list[str]]:
+        """One level under the folder ``prefix`` (ending in ``/``): the objects directly
+        in it and its sub-folders (as prefixes ending in ``/``), like S3's Delimiter."""
+
+    @abstractmethod
+    def stat(self, key: str) -> ObjectInfo | None:
+        """The object's listing entry, or None when it does not exist."""
+
+    def read_versioned(self, key: str) -> tuple[bytes, str] | None:
+        """(bytes, etag) of the same version of ``key``, or None when it does not exist."""
+        info = self.stat(key)
+        if info is None:
+            return None
+        return self.read_bytes(key), info.etag
+
+    def remove_stale_temp(self, older_than_seconds: float = 3600) -> int:
+        """Delete temp files left by killed writers; how many. Only local lakes have any."""
+        return 0
+
+    def read_parquet_metadata(self, key: str) -> tuple[dict[bytes, bytes], str] | None:
+        """(key-value metadata of a Parquet object's schema, etag), reading only its footer
+        where the backend allows; None when the object does not exist."""
+        found = self.read_versioned(key)
+        if found is None:
+            return None
+        return _schema_metadata(self, key, found[0]), found[1]
 
     @abstractmethod
     def delete(self, key: str) -> None:
@@ -79,10 +122,8 @@ class Lake(ABC):
         except (pa.ArrowException, OSError) as exc:
             raise LakeError(f"cannot read Parquet object {self.describe(key)}: {exc}") from exc
 
-    def write_parquet(self, key: str, table: pa.Table) -> None:
-        sink = io.BytesIO()
-        pq.write_table(table, sink, compression="zstd")
-        self.write_bytes(key, sink.getvalue())
+    def write_parquet(self, key: str, table: pa.Table, **conditions) -> None:
+        self.write_bytes(key, parquet_bytes(table), **conditions)
 
     def describe(self, key: str) -> str:
         """Where ``key`` lives, for messages (no credentials)."""
@@ -100,6 +141,19 @@ def parquet_from_bytes(data: bytes) -> pa.Table:
     """
     with pq.ParquetFile(pa.BufferReader(data)) as parquet:
         return parquet.read()
+
+
+def _schema_metadata(lake: "Lake", key: str, data: bytes) -> dict[bytes, bytes]:
+    try:
+        return dict(pq.read_schema(pa.BufferReader(data)).metadata or {})
+    except (pa.ArrowException, OSError) as exc:
+        raise LakeError(f"cannot read Parquet object {lake.describe(key)}: {exc}") from exc
+
+
+def parquet_bytes(table: pa.Table) -> bytes:
+    sink = io.BytesIO()
+    pq.write_table(table, sink, compression="zstd")
+    return sink.getvalue()
 
 
 def lake_from_url(url: str | None = None) -> Lake:
@@ -158,12 +212,7 @@ class LocalLake(Lake):
                 st = (self.root / key).stat()
             except FileNotFoundError:  # removed between walk and stat
                 continue
-            yield ObjectInfo(
-                key=key,
-                size=st.st_size,
-                last_modified=datetime.fromtimestamp(st.st_mtime, tz=timezone.utc),
-                etag=f"{st.st_size:x}-{st.st_mtime_ns:x}",
-            )
+            yield _local_info(key, st)
 
     def read_bytes(self, key: str) -> bytes:
         try:
@@ -171,25 +220,133 @@ class LocalLake(Lake):
         except OSError as exc:
             raise LakeError(f"cannot read {self.describe(key)}: {exc.strerror or exc}") from exc
 
-    def write_bytes(self, key: str, data: bytes) -> None:
+    def write_bytes(self, key: str, data: bytes, *, if_match: str | None = None, if_absent: bool = False) -> None:
         path = self._path(key)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.parent / f"{_TMP_PREFIX}{uuid.uuid4().hex}-{path.name}"
+        tmp_dir = self.root / _TMP_DIR
+        # The temp file sits outside every zone and has no .parquet suffix, so no
+        # glob over a zone (DuckDB, Athena) ever counts a half-written or orphaned one.
+        tmp = tmp_dir / f"{uuid.uuid4().hex}.partial"
         try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            tmp_dir.mkdir(exist_ok=True)
             with open(tmp, "wb") as fh:
                 fh.write(data)
                 fh.flush()
                 os.fsync(fh.fileno())
-            os.replace(tmp, path)
+            if if_match is None and not if_absent:
+                os.replace(tmp, path)
+                return
+            with self._lock(key):
+                current = self.stat(key)
+                if if_absent and current is not None:
+                    raise PreconditionFailed(f"cannot create {self.describe(key)}: it exists already")
+                if if_match is not None and (current is None or current.etag != if_match):
+                    raise PreconditionFailed(f"cannot replace {self.describe(key)}: it changed since it was read")
+                os.replace(tmp, path)
         except OSError as exc:
-            tmp.unlink(missing_ok=True)
             raise LakeError(f"cannot write {self.describe(key)}: {exc.strerror or exc}") from exc
+        finally:
+            tmp.unlink(missing_ok=True)
+
+    def _lock(self, key: str):
+        """An exclusive lock per key, across processes (flock), for compare-and-swap."""
+        lock_dir = self.root / _LOCK_DIR
+        lock_dir.mkdir(exist_ok=True)
+        name = hashlib.sha256(key.encode()).hexdigest()[:32]
+        return _FileLock(lock_dir / f"{name}.lock")
+
+    def read_versioned(self, key: str) -> tuple[bytes, str] | None:
+        with self._lock(key):  # no write can slip between the read and the stat
+            return super().read_versioned(key)
+
+    def read_parquet_metadata(self, key: str) -> tuple[dict[bytes, bytes], str] | None:
+        with self._lock(key):
+            info = self.stat(key)
+            if info is None:
+                return None
+            try:
+                return dict(pq.read_schema(self._path(key)).metadata or {}), info.etag
+            except (pa.ArrowException, OSError) as exc:
+                raise LakeError(f"cannot read Parquet object {self.describe(key)}: {exc}") from exc
+
+    def stat(self, key: str) -> ObjectInfo | None:
+        try:
+            st = self._path(key).stat()
+        except FileNotFoundError:
+            return None
+        return _local_info(key, st)
+
+    def list_level(self, prefix: str) -> tuple[list[ObjectInfo], list[str]]:
+        folder = self._path(prefix) if prefix else self.root
+        objects, folders = [], []
+        try:
+            entries = sorted(os.scandir(folder), key=lambda e: e.name.encode("utf-8"))
+        except (FileNotFoundError, NotADirectoryError):
+            return [], []
+        for entry in entries:
+            if entry.name.startswith(_TMP_PREFIX):
+                continue
+            key = f"{prefix}{entry.name}"
+            if entry.is_dir():
+                folders.append(f"{key}/")
+            else:
+                try:
+                    objects.append(_local_info(key, entry.stat()))
+                except FileNotFoundError:
+                    continue
+        return objects, folders
+
+    def remove_stale_temp(self, older_than_seconds: float = 3600) -> int:
+        """Temp files of writers killed mid-write: in ``.tmp-writes/`` when older than
+        the limit (a live writer may be using a young one), and the ``.tmp-*`` files that
+        earlier versions wrote beside the target inside the zones (always orphans)."""
+        removed = 0
+        cutoff = time.time() - older_than_seconds
+        tmp_dir = self.root / _TMP_DIR
+        if tmp_dir.is_dir():
+            for entry in os.scandir(tmp_dir):
+                try:
+                    if entry.stat().st_mtime < cutoff:
+                        os.unlink(entry.path)
+                        removed += 1
+                except FileNotFoundError:
+                    continue
+        for dirpath, dirnames, filenames in os.walk(self.root):
+            dirnames[:] = [d for d in dirnames if not d.startswith(_TMP_PREFIX)]
+            for name in filenames:
+                if name.startswith(_TMP_PREFIX):
+                    Path(dirpath, name).unlink(missing_ok=True)
+                    removed += 1
+        return removed
 
     def delete(self, key: str) -> None:
         self._path(key).unlink(missing_ok=True)
 
     def exists(self, key: str) -> bool:
         return self._path(key).is_file()
+
+
+def _local_info(key: str, st: os.stat_result) -> ObjectInfo:
+    return ObjectInfo(
+        key=key,
+        size=st.st_size,
+        last_modified=datetime.fromtimestamp(st.st_mtime, tz=timezone.utc),
+        etag=f"{st.st_size:x}-{st.st_mtime_ns:x}-{st.st_ino:x}",  # a replace changes the inode
+    )
+
+
+class _FileLock:
+    def __init__(self, path: Path):
+        self.path = path
+
+    def __enter__(self):
+        self.fh = open(self.path, "a+b")
+        fcntl.flock(self.fh.fileno(), fcntl.LOCK_EX)
+        return self
+
+    def __exit__(self, *exc):
+        fcntl.flock(self.fh.fileno(), fcntl.LOCK_UN)
+        self.fh.close()
 
 
 class S3Lake(Lake):
@@ -232,12 +389,7 @@ class S3Lake(Lake):
                         # ("d/a-b" after "d/a/x"). Counting those again would make the
                         # sensor request their date on every tick.
                         continue
-                    yield ObjectInfo(
-                        key=obj["Key"][len(self.prefix) :],
-                        size=obj["Size"],
-                        last_modified=obj["LastModified"].astimezone(timezone.utc),
-                        etag=obj.get("ETag", "").strip('"'),
-                    )
+                    yield self._info(obj)
         except Exception as exc:
             raise LakeError(f"cannot list {self.describe(prefix)}: {_s3_reason(exc)}") from None
 
@@ -247,17 +399,84 @@ class S3Lake(Lake):
         except Exception as exc:
             raise LakeError(f"cannot read {self.describe(key)}: {_s3_reason(exc)}") from None
 
-    def write_bytes(self, key: str, data: bytes) -> None:
+    def write_bytes(self, key: str, data: bytes, *, if_match: str | None = None, if_absent: bool = False) -> None:
+        conditions = {}
+        if if_match is not None:
+            conditions["IfMatch"] = f'"{if_match}"'
+        if if_absent:
+            conditions["IfNoneMatch"] = "*"
         try:
             # One PUT below the multipart threshold (2.5x faster than upload_fileobj
-            # for small objects); multipart above it. Either way the object appears
-            # only when the upload completes, so readers never see it torn.
-            if len(data) < _MULTIPART_BYTES:
-                self.client.put_object(Bucket=self.bucket, Key=self.prefix + key, Body=data)
+            # for small objects), and for any conditional write (S3 checks the
+            # condition on PutObject); multipart above it. Either way the object
+            # appears only when the upload completes, so readers never see it torn.
+            if len(data) < _MULTIPART_BYTES or conditions:
+                self.client.put_object(Bucket=self.bucket, Key=self.prefix + key, Body=data, **conditions)
             else:
                 self.client.upload_fileobj(io.BytesIO(data), self.bucket, self.prefix + key)
         except Exception as exc:
+            if _s3_code(exc) in ("PreconditionFailed", "ConditionalRequestConflict"):
+                raise PreconditionFailed(f"cannot write {self.describe(key)}: it changed since it was read") from None
             raise LakeError(f"cannot write {self.describe(key)}: {_s3_reason(exc)}") from None
+
+    def read_versioned(self, key: str) -> tuple[bytes, str] | None:
+        try:
+            response = self.client.get_object(Bucket=self.bucket, Key=self.prefix + key)
+            return response["Body"].read(), response.get("ETag", "").strip('"')
+        except Exception as exc:
+            if _s3_code(exc) in ("404", "NoSuchKey", "NotFound"):
+                return None
+            raise LakeError(f"cannot read {self.describe(key)}: {_s3_reason(exc)}") from None
+
+    def read_parquet_metadata(self, key: str) -> tuple[dict[bytes, bytes], str] | None:
+        # The footer is at the end: one ranged GET of the tail instead of the whole object.
+        try:
+            response = self.client.get_object(Bucket=self.bucket, Key=self.prefix + key, Range="bytes=-65536")
+            tail, etag = response["Body"].read(), response.get("ETag", "").strip('"')
+        except Exception as exc:
+            if _s3_code(exc) in ("404", "NoSuchKey", "NotFound"):
+                return None
+            raise LakeError(f"cannot read {self.describe(key)}: {_s3_reason(exc)}") from None
+        footer = int.from_bytes(tail[-8:-4], "little") if len(tail) >= 12 and tail.endswith(b"PAR1") else -1
+        if footer < 0 or footer + 8 > len(tail):
+            return super().read_parquet_metadata(key)  # footer larger than the tail read
+        # A reader of the schema only needs the footer; the leading magic makes it a file.
+        return _schema_metadata(self, key, b"PAR1" + tail[-(footer + 8) :]), etag
+
+    def stat(self, key: str) -> ObjectInfo | None:
+        try:
+            head = self.client.head_object(Bucket=self.bucket, Key=self.prefix + key)
+        except Exception as exc:
+            if _s3_code(exc) in ("404", "NoSuchKey", "NotFound"):
+                return None
+            raise LakeError(f"cannot stat {self.describe(key)}: {_s3_reason(exc)}") from None
+        return ObjectInfo(
+            key=key,
+            size=head["ContentLength"],
+            last_modified=head["LastModified"].astimezone(timezone.utc),
+            etag=head.get("ETag", "").strip('"'),
+        )
+
+    def list_level(self, prefix: str) -> tuple[list[ObjectInfo], list[str]]:
+        kwargs = {"Bucket": self.bucket, "Prefix": self.prefix + prefix, "Delimiter": "/"}
+        objects, folders = [], []
+        try:
+            for page in self.client.get_paginator("list_objects_v2").paginate(
+                **kwargs, PaginationConfig={"PageSize": self.page_size}
+            ):
+                folders += [p["Prefix"][len(self.prefix) :] for p in page.get("CommonPrefixes", ())]
+                objects += [self._info(obj) for obj in page.get("Contents", ())]
+        except Exception as exc:
+            raise LakeError(f"cannot list {self.describe(prefix)}: {_s3_reason(exc)}") from None
+        return objects, folders
+
+    def _info(self, obj: dict) -> ObjectInfo:
+        return ObjectInfo(
+            key=obj["Key"][len(self.prefix) :],
+            size=obj["Size"],
+            last_modified=obj["LastModified"].astimezone(timezone.utc),
+            etag=obj.get("ETag", "").strip('"'),
+        )
 
     def delete(self, key: str) -> None:
         try:
@@ -266,15 +485,7 @@ class S3Lake(Lake):
             raise LakeError(f"cannot delete {self.describe(key)}: {_s3_reason(exc)}") from None
 
     def exists(self, key: str) -> bool:
-        from botocore.exceptions import ClientError
-
-        try:
-            self.client.head_object(Bucket=self.bucket, Key=self.prefix + key)
-            return True
-        except ClientError as exc:
-            if exc.response.get("Error", {}).get("Code") in ("404", "NoSuchKey", "NotFound"):
-                return False
-            raise LakeError(f"cannot stat {self.describe(key)}: {_s3_reason(exc)}") from None
+        return self.stat(key) is not None
 
 
 # What boto3 reads from the environment to build a session.
@@ -299,6 +510,13 @@ def _boto_session():
     if session is None:
         session = _SESSIONS[key] = boto3.session.Session()
     return session
+
+
+def _s3_code(exc: Exception) -> str:
+    response = getattr(exc, "response", None)
+    if isinstance(response, dict):
+        return str(response.get("Error", {}).get("Code", ""))
+    return ""
 
 
 def _s3_reason(exc: Exception) -> str:

@@ -15,6 +15,10 @@ the same objects twice. How:
   built incrementally or by a full scan. A date whose digest changed is requested
   again; the run key is ``<table>:<date>:<count>:<digest>``, so the same content
   never gets two runs even if the cursor is lost (Dagster drops repeated run keys).
+- The trusted partition records the same digest of the objects it was built from
+  (``ingestion.objects_digest``), so a date already ingested from exactly the objects
+  seen (after ``make demo``, or a cursor reset) is skipped, not re-ingested
+  (``triage``).
 
 LastModified is not the cursor: SeaweedFS has 1-second resolution, and keys written
 in the same second would be skipped by a strict ``>``.
@@ -22,13 +26,13 @@ in the same second would be skipped by a strict ``>``.
 
 from __future__ import annotations
 
-import hashlib
 import json
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date
 
-from .ingestion import ingest_date_of
-from .lake import Lake, ObjectInfo
+from .ingestion import ingest_date_of, object_hash
+from .lake import Lake
 
 _MASK = (1 << 64) - 1
 
@@ -74,6 +78,11 @@ class DateRequest:
     def run_key(self, table: str) -> str:
         return f"{table}:{self.day.isoformat()}:{self.objects}:{self.digest:016x}"
 
+    @property
+    def content_digest(self) -> str:
+        """As ``ingestion.objects_digest`` writes it into the trusted partition."""
+        return f"{self.objects}:{self.digest:016x}"
+
 
 @dataclass
 class WatchResult:
@@ -81,11 +90,6 @@ class WatchResult:
     cursor: WatchCursor
     listed: int
     full_scan: bool
-
-
-def object_hash(obj: ObjectInfo) -> int:
-    digest = hashlib.blake2b(f"{obj.key}\0{obj.size}\0{obj.etag}".encode(), digest_size=8).digest()
-    return int.from_bytes(digest, "big")
 
 
 def watch(lake: Lake, prefix: str, cursor: WatchCursor, *, now: float, full_scan_seconds: float) -> WatchResult:
@@ -115,3 +119,29 @@ def watch(lake: Lake, prefix: str, cursor: WatchCursor, *, now: float, full_scan
     )
     requests = [DateRequest(date.fromisoformat(d), *dates[d]) for d in changed]
     return WatchResult(requests=requests, cursor=new_cursor, listed=listed, full_scan=full)
+
+
+@dataclass
+class Triage:
+    run: list[DateRequest] = field(default_factory=list)  # to ingest
+    ingested: list[DateRequest] = field(default_factory=list)  # already built from exactly these objects
+    before_start: list[DateRequest] = field(default_factory=list)  # before the table's first partition
+    not_yet: list[DateRequest] = field(default_factory=list)  # partition does not exist yet (clock skew)
+
+
+def triage(
+    requests: list[DateRequest], *, first_day: date, last_day: date, ingested_digest: Callable[[date], str | None]
+) -> Triage:
+    """Which changed dates get a run. ``ingested_digest(day)`` is the digest the day's
+    latest trusted materialisation recorded (None if none)."""
+    out = Triage()
+    for req in requests:
+        if req.day < first_day:
+            out.before_start.append(req)
+        elif req.day > last_day:
+            out.not_yet.append(req)
+        elif ingested_digest(req.day) == req.content_digest:
+            out.ingested.append(req)
+        else:
+            out.run.append(req)
+    return out

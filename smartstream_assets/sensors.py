@@ -3,11 +3,12 @@
 
 import os
 import time
+from datetime import date, datetime, timedelta, timezone
 
 import dagster as dg
 
-from .assets.ingestion import TrustedConfig, trusted_op_name
-from .raw_watch import WatchCursor, watch
+from .assets.ingestion import TrustedConfig, trusted_asset_key, trusted_op_name
+from .raw_watch import WatchCursor, triage, watch
 from .resources import LakeResource
 from .tables import TableSpec
 
@@ -30,6 +31,31 @@ def build_raw_sensor(spec: TableSpec, job) -> dg.SensorDefinition:
     def raw_sensor(context: dg.SensorEvaluationContext, lake: LakeResource) -> dg.SensorResult:
         cursor = WatchCursor.from_json(context.cursor)
         result = watch(lake.get(), spec.raw_prefix, cursor, now=time.time(), full_scan_seconds=FULL_SCAN_SECONDS)
+
+        def ingested_digest(day: date) -> str | None:
+            records = context.instance.fetch_materializations(
+                dg.AssetRecordsFilter(asset_key=trusted_asset_key(spec.name), asset_partitions=[day.isoformat()]),
+                limit=1,
+            ).records
+            value = records[0].asset_materialization.metadata.get("raw_digest") if records else None
+            return None if value is None else str(value.value)
+
+        today = datetime.now(timezone.utc).date()
+        sorted_out = triage(
+            result.requests, first_day=spec.start_date, last_day=today + timedelta(days=1), ingested_digest=ingested_digest
+        )
+        for req in sorted_out.not_yet:  # forget them: the next full scan requests them again
+            if req.day.isoformat() in cursor.dates:
+                result.cursor.dates[req.day.isoformat()] = cursor.dates[req.day.isoformat()]
+            else:
+                result.cursor.dates.pop(req.day.isoformat(), None)
+        if sorted_out.before_start:
+            context.log.warning(
+                f"{sum(r.objects for r in sorted_out.before_start)} raw objects dated before {spec.name}'s "
+                f"start_date {spec.start_date} are not ingested ("
+                + ", ".join(r.day.isoformat() for r in sorted_out.before_start[:10])
+                + "): lower start_date in the table registry, then backfill those dates"
+            )
         requests = [
             dg.RunRequest(
                 run_key=req.run_key(spec.name),
@@ -43,17 +69,24 @@ def build_raw_sensor(spec: TableSpec, job) -> dg.SensorDefinition:
                 ),
                 tags={"smartstream/table": spec.name, "smartstream/raw_objects": str(req.objects)},
             )
-            for req in result.requests
+            for req in sorted_out.run
         ]
         scan = "full scan" if result.full_scan else "new keys only"
+        notes = []
+        if sorted_out.ingested:
+            notes.append(f"{len(sorted_out.ingested)} dates already ingested from exactly these objects")
+        if sorted_out.before_start:
+            notes.append(f"{len(sorted_out.before_start)} dates before start_date {spec.start_date}")
+        if sorted_out.not_yet:
+            notes.append(f"{len(sorted_out.not_yet)} dates after today, deferred")
+        seen = f"{result.listed} listed, {scan}" + "".join(f"; {n}" for n in notes)
         if not requests:
             return dg.SensorResult(
-                skip_reason=f"no new raw objects under {spec.raw_prefix} ({result.listed} listed, {scan})",
+                skip_reason=f"no new raw objects under {spec.raw_prefix} ({seen})",
                 cursor=result.cursor.to_json(),
             )
         context.log.info(
-            f"{len(requests)} ingest dates with new objects ({result.listed} listed, {scan}): "
-            + ", ".join(r.partition_key for r in requests)
+            f"{len(requests)} ingest dates with new objects ({seen}): " + ", ".join(r.partition_key for r in requests)
         )
         return dg.SensorResult(run_requests=requests, cursor=result.cursor.to_json())
 

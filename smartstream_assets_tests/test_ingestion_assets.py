@@ -24,6 +24,15 @@ def metadata(result, key):
     return {k: v.value for k, v in events[-1].materialization.metadata.items()}
 
 
+def metadata_by_partition(result, key):
+    """partition -> metadata of that partition's materialisation of ``key``."""
+    return {
+        e.partition: {k: v.value for k, v in e.materialization.metadata.items()}
+        for e in result.get_asset_materialization_events()
+        if e.asset_key.to_user_string() == key
+    }
+
+
 def checks(result):
     return {(c.asset_key.to_user_string(), c.check_name): c.passed for c in result.get_asset_check_evaluations()}
 
@@ -48,7 +57,7 @@ def test_partitions_materialise_trusted_current_and_quarantine_with_metadata(lak
     assert c[("trusted/employees", "quarantine_rate")] is False  # 3 of 6 rows: the WARN check fires
 
 
-def test_a_partition_range_runs_once_and_backfills_every_day(lake):
+def test_a_partition_range_runs_once_and_each_partition_shows_its_own_figures(lake):
     seed_history(lake)
     result = run(
         lake,
@@ -57,9 +66,12 @@ def test_a_partition_range_runs_once_and_backfills_every_day(lake):
     assert result.success
     partitions = {e.partition for e in result.get_asset_materialization_events() if e.asset_key.path[0] == "trusted"}
     assert partitions == {"2026-02-28", "2026-03-01", "2026-03-02"}
-    meta = metadata(result, "trusted/employees")
-    assert (meta["raw_objects"], meta["rows_in"], meta["dagster/row_count"]) == (2, 11, 8)
-    assert "| 2026-03-01 | 1 | 5 | 5 | 0 |" in meta["partitions"]
+    meta = metadata_by_partition(result, "trusted/employees")
+    figures = {day: (m["raw_objects"], m["rows_in"], m["dagster/row_count"], m["rows_quarantined"]) for day, m in meta.items()}
+    assert figures == {"2026-02-28": (0, 0, 0, 0), "2026-03-01": (1, 5, 5, 0), "2026-03-02": (1, 6, 3, 3)}
+    assert meta["2026-03-01"]["raw_digest"] != meta["2026-03-02"]["raw_digest"]
+    assert meta["2026-02-28"]["raw_digest"] == "0:0000000000000000"
+    assert checks(result)[("trusted/employees", "rows_accounted_for")]  # the checks cover the whole run
     assert lake.exists(ingestion.trusted_key("employees", date(2026, 3, 1)))
     assert not lake.exists(ingestion.trusted_key("employees", date(2026, 2, 28)))  # no raw objects that day
     assert len(current_state(lake)) == 5

@@ -5,14 +5,13 @@ computed on what was just written and reported with the materialisation.
 """
 
 
-from collections import Counter
 from datetime import date
 
 import dagster as dg
 
 from .. import ingestion, quality
 from ..metadata import column_schema, counts_table, preview
-from ..partitions import DAILY
+from ..partitions import ingest_date_partitions
 from ..resources import LakeResource
 from ..tables import TableSpec
 
@@ -21,10 +20,17 @@ QUARANTINE_WARN_RATE = 0.05
 
 
 class TrustedConfig(dg.Config):
-    """Filled in by the raw sensor, so the run (and `dagster sensor preview`) shows what it saw."""
+    """The sensor fills in what it saw, so the run (and `dagster sensor preview`) shows it."""
 
     sensor_ingest_date: str = ""  # the ingest date the sensor saw new objects for
     sensor_raw_objects: int = 0  # how many objects it listed for that date
+    allow_shrink: bool = False  # rebuild a partition even though raw objects it was built from are gone
+
+
+# Runs that update current/<table> at once serialise on this pool (limit 1 in
+# dagster.yaml); the state's compare-and-swap keeps them right even without it.
+def current_pool(table: str) -> str:
+    return f"smartstream_current_{table}"
 
 
 class CurrentConfig(dg.Config):
@@ -48,7 +54,7 @@ def build_ingestion_assets(spec: TableSpec) -> list[dg.AssetsDefinition]:
 
     @dg.asset(
         key=trusted_key,
-        partitions_def=DAILY,
+        partitions_def=ingest_date_partitions(spec.start_date),
         backfill_policy=dg.BackfillPolicy.single_run(),
         group_name="ingestion",
         kinds={"parquet"},
@@ -66,20 +72,31 @@ def build_ingestion_assets(spec: TableSpec) -> list[dg.AssetsDefinition]:
     )
     def trusted(context: dg.AssetExecutionContext, config: TrustedConfig, lake: LakeResource) -> dg.MaterializeResult:
         store = lake.get()
+        swept = store.remove_stale_temp()
+        if swept:
+            context.log.info(f"removed {swept} temp files left by killed writers")
         days = [date.fromisoformat(k) for k in context.partition_keys]
         by_date = ingestion.raw_objects_by_date(store, spec, days)
         reports = []
         for day in days:
-            report = ingestion.build_trusted_partition(store, spec, day, by_date.get(day, []))
+            report = ingestion.build_trusted_partition(
+                store, spec, day, by_date.get(day, []), allow_shrink=config.allow_shrink
+            )
             if report.objects:  # a log line is an event-log write: not one per empty day of a range
                 context.log.info(
                     f"{spec.name} {day}: {report.objects} objects, {report.rows_out} changes, "
                     f"{report.quarantined} quarantined"
                 )
+            if report.vanished_objects:
+                context.log.warning(
+                    f"{spec.name} {day}: rebuilt without {len(report.vanished_objects)} vanished raw objects (allow_shrink)"
+                )
             reports.append(report)
+            # Each partition's own figures on its own materialisation (a range run
+            # would otherwise stamp the run's totals on every partition).
+            context.add_asset_metadata(_partition_metadata(store, spec, report), partition_key=day.isoformat())
         if len(days) > 1:
             context.log.info(f"{spec.name}: {len(days)} ingest dates, {sum(1 for r in reports if r.objects)} with raw objects")
-        extra = {}
         if config.sensor_ingest_date:
             found = sum(r.objects for r in reports if r.day.isoformat() == config.sensor_ingest_date)
             if found < config.sensor_raw_objects:  # raw is never modified: objects vanished
@@ -87,8 +104,7 @@ def build_ingestion_assets(spec: TableSpec) -> list[dg.AssetsDefinition]:
                     f"the sensor saw {config.sensor_raw_objects} raw objects for {config.sensor_ingest_date}, "
                     f"the run found {found}"
                 )
-            extra["raw_objects_seen_by_sensor"] = config.sensor_raw_objects
-        return _trusted_result(store, spec, reports, extra)
+        return _trusted_result(spec, reports)
 
     @dg.asset(
         key=current_key,
@@ -102,6 +118,7 @@ def build_ingestion_assets(spec: TableSpec) -> list[dg.AssetsDefinition]:
             "(ties: source key, then line); last write wins, a delete removes the row."
         ),
         metadata={"primary_key": list(spec.primary_key)},
+        pool=current_pool(spec.name),
         check_specs=[
             dg.AssetCheckSpec("primary_key_unique", asset=current_key, blocking=True),
             dg.AssetCheckSpec("no_null_keys", asset=current_key, blocking=True),
@@ -114,6 +131,7 @@ def build_ingestion_assets(spec: TableSpec) -> list[dg.AssetsDefinition]:
         context.log.info(
             f"{spec.name}: applied {report.changes_applied} changes from {len(report.partitions_applied)} "
             f"partitions; {report.rows} rows, {report.tombstones} deleted keys"
+            + (f"; started over {report.conflicts}x after concurrent updates" if report.conflicts else "")
         )
         table = report.current
         dups = quality.duplicate_key_count(table, spec.primary_key)
@@ -126,6 +144,8 @@ def build_ingestion_assets(spec: TableSpec) -> list[dg.AssetsDefinition]:
                 "changes_applied": report.changes_applied,
                 "partitions_applied": dg.MetadataValue.json(report.partitions_applied),
                 "rebuilt": report.rebuilt,
+                "state_generation": report.generation,
+                "concurrent_update_retries": report.conflicts,
                 "path": dg.MetadataValue.path(store.describe(ingestion.current_key(spec.name))),
                 "dagster/column_schema": column_schema(spec),
                 "preview": preview(table),
@@ -146,43 +166,47 @@ def build_ingestion_assets(spec: TableSpec) -> list[dg.AssetsDefinition]:
     return [trusted, current]
 
 
-def _trusted_result(store, spec: TableSpec, reports, extra: dict) -> dg.MaterializeResult:
+def _partition_metadata(store, spec: TableSpec, r: ingestion.TrustedReport) -> dict:
+    """What one ingest date's materialisation shows: its own objects, rows and quarantine."""
+    meta = {
+        "dagster/row_count": r.rows_out,
+        "rows_in": r.rows_in,
+        "rows_quarantined": r.quarantined,
+        "raw_objects": r.objects,
+        "raw_digest": r.raw_digest,  # the sensor skips a date whose objects still have this digest
+    }
+    if not r.objects:
+        return meta
+    meta |= {
+        "quarantine_by_reason": counts_table(dict(r.quarantine_reasons)),
+        "changes_by_op": dg.MetadataValue.json(dict(r.ops)),
+        "empty_raw_objects": dg.MetadataValue.json(r.empty_objects),
+        "debezium_tombstones": r.tombstones,
+        "path": dg.MetadataValue.path(store.describe(ingestion.trusted_key(spec.name, r.day))),
+        "preview": preview(r.preview),
+    }
+    for reason, n in sorted(r.quarantine_reasons.items()):
+        meta[f"quarantined_{reason}"] = n
+    if r.quarantined:
+        meta["quarantine_path"] = dg.MetadataValue.path(store.describe(ingestion.quarantine_key(spec.name, r.day)))
+    if r.min_commit_ts:
+        meta["commit_ts_min"] = r.min_commit_ts.isoformat()
+        meta["commit_ts_max"] = r.max_commit_ts.isoformat()
+    if r.vanished_objects:
+        meta["vanished_raw_objects"] = dg.MetadataValue.json(r.vanished_objects)
+    return meta
+
+
+def _trusted_result(spec: TableSpec, reports) -> dg.MaterializeResult:
+    """Checks over every partition of the run; per-partition figures are added above."""
     null_keys = sum(r.null_keys for r in reports)
     mismatches = sorted({m for r in reports for m in r.schema_mismatches})
     rows_in = sum(r.rows_in for r in reports)
     rows_out = sum(r.rows_out for r in reports)
     quarantined = sum(r.quarantined for r in reports)
-    reasons = sum((r.quarantine_reasons for r in reports), Counter())
-    ops = sum((r.ops for r in reports), Counter())
     rate = quarantined / rows_in if rows_in else 0.0
-    metadata = {
-        "dagster/row_count": rows_out,
-        "rows_in": rows_in,
-        "rows_quarantined": quarantined,
-        "quarantine_by_reason": counts_table(dict(reasons)),
-        "changes_by_op": dg.MetadataValue.json(dict(ops)),
-        "raw_objects": sum(r.objects for r in reports),
-        "debezium_tombstones": sum(r.tombstones for r in reports),
-        "dagster/column_schema": column_schema(spec),
-        "preview": preview(next((r.preview for r in reports if r.rows_out), None)),
-        **extra,
-    }
-    for reason, n in sorted(reasons.items()):
-        metadata[f"quarantined_{reason}"] = n
-    if len(reports) == 1:
-        r = reports[0]
-        metadata["path"] = dg.MetadataValue.path(store.describe(ingestion.trusted_key(spec.name, r.day)))
-        if r.quarantined:
-            metadata["quarantine_path"] = dg.MetadataValue.path(store.describe(ingestion.quarantine_key(spec.name, r.day)))
-        if r.min_commit_ts:
-            metadata["commit_ts_min"] = r.min_commit_ts.isoformat()
-            metadata["commit_ts_max"] = r.max_commit_ts.isoformat()
-    else:  # a range run: one line per partition
-        lines = ["| ingest_date | objects | rows in | changes | quarantined |", "|---|---:|---:|---:|---:|"]
-        lines += [f"| {r.day} | {r.objects} | {r.rows_in} | {r.rows_out} | {r.quarantined} |" for r in reports]
-        metadata["partitions"] = dg.MetadataValue.md("\n".join(lines))
     return dg.MaterializeResult(
-        metadata=metadata,
+        metadata={"dagster/column_schema": column_schema(spec)},
         check_results=[
             dg.AssetCheckResult(check_name="no_null_keys", passed=null_keys == 0, metadata={"null_key_rows": null_keys}),
             dg.AssetCheckResult(
@@ -199,7 +223,7 @@ def _trusted_result(store, spec: TableSpec, reports, extra: dict) -> dg.Material
                 check_name="quarantine_rate",
                 passed=rate <= QUARANTINE_WARN_RATE,
                 severity=dg.AssetCheckSeverity.WARN,
-                metadata={"rate": rate},
+                metadata={"rate": rate, "rows_in": rows_in, "rows_quarantined": quarantined},
             ),
         ],
     )

@@ -110,7 +110,10 @@ def build_ml_assets(domain: ClassifierDomain) -> list:
     def features(context: dg.AssetExecutionContext, lake: LakeResource) -> dg.MaterializeResult:
         store = lake.get()
         current = store.read_parquet(ingestion.current_key(domain.table)).to_pandas()
-        frame = domain.feature_frame(current)
+        try:
+            frame = domain.feature_frame(current)
+        except ValueError as exc:
+            raise dg.Failure(str(exc)) from None
         write_frame(store, features_key(domain), frame)
         labelled = frame[domain.target].notna()
         return dg.MaterializeResult(
@@ -208,7 +211,7 @@ def build_ml_assets(domain: ClassifierDomain) -> list:
         from dataclasses import replace
 
         from ..ml.alerts import Alert
-        from ..ml.deployment import run_gate
+        from ..ml.deployment import DeploymentError, run_gate
 
         bar = replace(
             domain.quality_bar,
@@ -216,7 +219,10 @@ def build_ml_assets(domain: ClassifierDomain) -> list:
         )
         requires_approval = domain.requires_approval if config.requires_approval is None else config.requires_approval
         registry = mlflow.registry()
-        outcome = run_gate(registry, domain, bar, requires_approval=requires_approval)
+        try:
+            outcome = run_gate(registry, domain, bar, requires_approval=requires_approval)
+        except DeploymentError as exc:
+            raise dg.Failure(str(exc)) from None
         decision = outcome.decision
         status = "already champion" if outcome.already_champion else decision.status
         context.log.info(f"{domain.registered_model} v{outcome.candidate.version}: {status}: " + "; ".join(decision.reasons))
@@ -256,9 +262,12 @@ def build_ml_assets(domain: ClassifierDomain) -> list:
     )
     def approval(context: dg.AssetExecutionContext, config: ApprovalConfig, mlflow: MlflowResource, alerts: AlertResource) -> dg.MaterializeResult:
         from ..ml.alerts import Alert
-        from ..ml.deployment import approve
+        from ..ml.deployment import DeploymentError, approve
 
-        info = approve(mlflow.registry(), domain, config.version, config.approved_by, config.note)
+        try:
+            info = approve(mlflow.registry(), domain, config.version, config.approved_by, config.note)
+        except DeploymentError as exc:
+            raise dg.Failure(str(exc)) from None
         context.log.info(f"{domain.registered_model} v{info.version} approved by {config.approved_by}: champion")
         alerts.alerter(context.log).send(
             Alert(
@@ -328,8 +337,9 @@ def _predictions_asset(domain: ClassifierDomain, keys):
     def predictions(
         context: dg.AssetExecutionContext, config: ScoringConfig, lake: LakeResource, mlflow: MlflowResource, predictions_db: PredictionsDbResource
     ) -> dg.MaterializeResult:
+        from ..jobs import ingest_job_name, retrain_job_name
+        from ..ml import scoring
         from ..ml.registry import CHAMPION
-        from ..ml.scoring import score_batch
 
         store = lake.get()
         registry = mlflow.registry()
@@ -340,12 +350,34 @@ def _predictions_asset(domain: ClassifierDomain, keys):
                 f"deployments/{domain.model} first"
             )
         run_date = resolve_run_date(config.run_date, context)
-        frame = domain.scoring_rows(store.read_parquet(features_key(domain)).to_pandas())
+        source = f"features/{domain.name}"
+        features_frame = store.read_parquet(features_key(domain)).to_pandas()
         pipeline = registry.load_pipeline(domain.registered_model, champion.version)
-        scored = score_batch(pipeline, frame, id_column=domain.id_column, features=domain.features)
+        needs = scoring.model_input_columns(pipeline, domain.features)
+        frame = domain.scoring_rows(features_frame)
+        try:
+            scoring.check_champion_columns(
+                needs, features_frame.columns, model=domain.registered_model, version=champion.version,
+                source=source, retrain_job=retrain_job_name(domain),
+            )  # fmt: skip
+            scoring.check_rows_to_score(
+                len(features_frame), len(frame), source=source, filtered=domain.scoring_filter,
+                ingest_job=ingest_job_name(domain.table),
+            )  # fmt: skip
+        except scoring.ScoringError as exc:
+            raise dg.Failure(str(exc)) from None
+        quality = scoring.input_quality(frame, needs, scoring.fitted_categories(pipeline))
+        for line in quality.warnings(source, domain.registered_model, champion.version):
+            context.log.warning(line)
+        scored = scoring.score_batch(pipeline, frame, id_column=domain.id_column, features=needs)
         scored.insert(0, "run_date", date.fromisoformat(run_date))
         scored["model_version"] = champion.version
         if domain.anomaly_model:
+            if not store.exists(anomalies_key(domain.anomaly_model)):
+                raise dg.Failure(
+                    f"no anomaly flags for {source} yet: materialise models/{domain.anomaly_model} first "
+                    f"(the {domain.name}_scoring job does)"
+                )
             flags = store.read_parquet(anomalies_key(domain.anomaly_model)).to_pandas()
             scored = scored.merge(flags[[domain.id_column, "label"]], on=domain.id_column, how="left")
             scored["anomaly"] = scored.pop("label").eq(-1)
@@ -357,6 +389,11 @@ def _predictions_asset(domain: ClassifierDomain, keys):
             "model_version": champion.version,
             "predicted_positive_rate": float(scored["predicted_class"].mean()) if len(scored) else 0.0,
             "mean_probability": float(scored["probability"].mean()) if len(scored) else 0.0,
+            # scored (the pipeline's encoders and the model handle them) but counted, never silent
+            "rows_with_nulls": quality.rows_with_nulls,
+            "nulls_by_column": dg.MetadataValue.json(quality.nulls_by_column),
+            "rows_with_unseen_categories": quality.rows_with_unseen_categories,
+            "unseen_categories_by_column": dg.MetadataValue.json(quality.unseen_by_column),
             "path": dg.MetadataValue.path(store.describe(key)),
             "preview": preview(pa.Table.from_pandas(scored.head(10), preserve_index=False)),
         }

@@ -76,10 +76,24 @@ class ClassifierDomain:
             return frame
         return frame[frame[self.target].ne(1) | frame[self.target].isna()]
 
+    @property
+    def scoring_filter(self) -> str:
+        """Which rows batch scoring leaves out, in words (empty: none)."""
+        if not self.score_only_not_positive:
+            return ""
+        return f"{self.target} = 1 ({self.positive_label}) is not scored"
+
     def feature_frame(self, current):
         """The model's input frame from the table's current state: id, features, label.
         Rows without a label are scored but not trained on."""
-        return current[[self.id_column, *self.features, self.target]].reset_index(drop=True)
+        wanted = [self.id_column, *self.features, self.target]
+        missing = [c for c in wanted if c not in current.columns]
+        if missing:
+            raise ValueError(
+                f"current/{self.table} lacks columns {', '.join(missing)} that features/{self.name} needs; "
+                f"restore them in the table registry and re-ingest, or change the {self.name} domain's columns"
+            )
+        return current[wanted].reset_index(drop=True)
 
 
 def all_domains() -> list[ClassifierDomain]:

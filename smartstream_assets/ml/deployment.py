@@ -9,7 +9,7 @@ from dataclasses import dataclass
 
 from .promotion import PROMOTE, Decision, GateInput, decide_promotion
 from .registry import CHALLENGER, CHAMPION, Registry, VersionInfo
-from .scoring import score_batch
+from .scoring import missing_columns, model_input_columns, score_batch
 from .training import classification_metrics
 
 GATE_TAG = "smartstream.gate"
@@ -51,7 +51,15 @@ def run_gate(registry: Registry, domain, bar, *, requires_approval: bool) -> Gat
     if champion is not None:
         holdout = registry.load_frame(candidate.run_id, "data/holdout.parquet")
         served = registry.load_pipeline(name, champion.version)
-        proba = served.predict_proba(holdout[domain.features])[:, 1]
+        needs = model_input_columns(served, domain.features)
+        missing = missing_columns(needs, holdout.columns)
+        if missing:
+            raise DeploymentError(
+                f"champion {name} v{champion.version} needs columns {', '.join(missing)} that the holdout of "
+                f"challenger v{candidate.version} lacks, so the two cannot be compared; restore the columns in "
+                f"features/{domain.name} and materialise models/{domain.model} again"
+            )
+        proba = served.predict_proba(holdout[needs])[:, 1]
         champion_metrics, _ = classification_metrics(holdout[domain.target].astype(int), proba)
     gate = GateInput(candidate_metrics, fairness, champion_metrics, champion.version if champion else None)
     decision = decide_promotion(gate, bar, requires_approval=requires_approval)
@@ -78,11 +86,11 @@ def approve(registry: Registry, domain, version: str, approved_by: str, note: st
     name = domain.registered_model
     if not approved_by.strip():
         raise DeploymentError("say who approves: config approved_by (shown in the registry and the UI)")
-    if not version:
-        challenger = registry.version(name, CHALLENGER)
-        if challenger is None:
-            raise DeploymentError(f"{name} has no challenger to approve")
-        version = challenger.version
+    challenger = registry.version(name, CHALLENGER)
+    version = approval_version(
+        version, name=name, model=domain.model, versions=registry.versions(name),
+        challenger=challenger.version if challenger else None,
+    )  # fmt: skip
     info = registry.get_version(name, version)
     state = info.tags.get(GATE_TAG, "not evaluated")
     if state != HELD:
@@ -92,3 +100,43 @@ def approve(registry: Registry, domain, version: str, approved_by: str, note: st
         )
     promote(registry, domain, version, tags={"smartstream.approved_by": approved_by.strip(), "smartstream.approval_note": note})
     return registry.get_version(name, version)
+
+
+def approval_version(requested: str, *, name: str, model: str, versions: list[VersionInfo], challenger: str | None) -> str:
+    """The version the approvals asset's config asks for ("3", "v3"; empty: the challenger),
+    checked against the registry's ``versions``. Raises ``DeploymentError`` with one line
+    that says what was wrong and which versions wait for approval."""
+    text = (requested or "").strip()
+    if not text:
+        if challenger is None:
+            raise DeploymentError(
+                f"{name} has no challenger to approve; materialise models/{model} and deployments/{model} first"
+            )
+        return challenger
+    number = text[1:] if text[:1] in ("v", "V") else text
+    if not (number.isascii() and number.isdigit()):
+        raise DeploymentError(
+            f"approvals/{model}: version {requested!r} is not a number; {waiting_for_approval(versions, challenger, model)}"
+        )
+    number = str(int(number))
+    if not any(v.version == number for v in versions):
+        if not versions:
+            raise DeploymentError(f"{name} has no versions yet; materialise models/{model} and deployments/{model} first")
+        known = sorted(int(v.version) for v in versions)
+        span = f"{known[0]}" if len(known) == 1 else f"{known[0]}-{known[-1]}"
+        raise DeploymentError(
+            f"{name} has no version {number} (it has {span}); {waiting_for_approval(versions, challenger, model)}"
+        )
+    return number
+
+
+def waiting_for_approval(versions: list[VersionInfo], challenger: str | None, model: str) -> str:
+    """Which versions the gate held (and what to put in the config), in one clause."""
+    held = sorted((int(v.version) for v in versions if v.tags.get(GATE_TAG) == HELD), reverse=True)
+    if held:
+        listed = ", ".join(map(str, held))
+        empty = f", or leave it empty for the challenger v{challenger}" if challenger and int(challenger) in held else ""
+        return f"versions waiting for approval: {listed}; set config version to one of them{empty}"
+    state = next((v.tags.get(GATE_TAG, "not evaluated") for v in versions if v.version == challenger), None)
+    about = f" (challenger: v{challenger}, gate: {state})" if challenger else ""
+    return f"no version is waiting for approval{about}; nothing to approve until deployments/{model} holds a candidate"

@@ -164,6 +164,12 @@ class Registry:
         mv = self.client.get_model_version(name, str(version))
         return VersionInfo(str(mv.version), mv.run_id, dict(mv.tags))
 
+    def versions(self, name: str) -> list[VersionInfo]:
+        """Every version of ``name``, newest first; empty when the model does not exist."""
+        found = self.client.search_model_versions(filter_string=f"name = '{name}'")
+        infos = [VersionInfo(str(mv.version), mv.run_id, dict(mv.tags)) for mv in found]
+        return sorted(infos, key=lambda v: int(v.version), reverse=True)
+
     def load_pipeline(self, name: str, version: str):
         """The fitted sklearn pipeline of a version."""
         import mlflow.sklearn

@@ -1,0 +1,342 @@
+"""Ingestion under hostile conditions: killed writers, concurrent updates of current,
+raw objects that vanish, listings that must not grow with history, sensors that
+must not re-ingest what is already there. Local lake and SeaweedFS alike."""
+
+import os
+import random
+import subprocess
+import sys
+import threading
+from datetime import date, datetime, timedelta, timezone
+
+import dagster as dg
+import duckdb
+import pyarrow as pa
+import pytest
+
+from smartstream_assets import ingestion
+from smartstream_assets.cdc import apply_changes, current_rows, parse_object
+from smartstream_assets.definitions import defs
+from smartstream_assets.lake import LocalLake, PreconditionFailed
+from smartstream_assets.raw_watch import DateRequest, triage
+
+from .helpers import ASSETS, PREFIX, SPEC, emp, rows, run, seed_history, tick, write
+
+DAY1, DAY2, DAY3 = date(2026, 3, 1), date(2026, 3, 2), date(2026, 3, 3)
+
+
+@pytest.fixture
+def lake(tmp_path):
+    return LocalLake(tmp_path / "lake")
+
+
+@pytest.fixture(params=["local", "s3"])
+def any_lake(request, tmp_path):
+    if request.param == "local":
+        return LocalLake(tmp_path / "lake")
+    return request.getfixturevalue("s3_env")
+
+
+def build_days(lake, days):
+    for day, objects in sorted(ingestion.raw_objects_by_date(lake, SPEC, days).items()):
+        ingestion.build_trusted_partition(lake, SPEC, day, objects)
+
+
+def day_of_changes(lake, day: date, ids, *, seconds=0):
+    """One raw object on ``day``: an insert or update of each id, city named after the day."""
+    ts = datetime(day.year, day.month, day.day, 10, 0, seconds).strftime("%Y-%m-%d %H:%M:%S")
+    write(lake, f"{day:%Y/%m/%d}/{day:%Y%m%d}-1.csv", *(emp("I", ts, i, city=f"c{day:%m%d}") for i in ids))
+
+
+def reference_current(lake):
+    """current/ computed sequentially from every trusted partition, for comparison."""
+    state = None
+    for obj in sorted(lake.list(f"trusted/{SPEC.name}/"), key=lambda o: o.key):
+        state = apply_changes(state, lake.read_parquet(obj.key), SPEC.primary_key)
+    return sorted(rows(current_rows(state), "EmployeeID", "City"))
+
+
+def published_current(lake):
+    return sorted(rows(lake.read_parquet(ingestion.current_key(SPEC.name)), "EmployeeID", "City"))
+
+
+# ------------------------------------------------------------------ temp files (5)
+
+
+KILLED_WRITER = """
+import os, sys
+import pyarrow as pa
+from smartstream_assets.lake import LocalLake
+lake = LocalLake(sys.argv[1])
+def killed(*args):
+    os._exit(9)  # as if killed between writing the temp file and renaming it
+os.replace = killed
+lake.write_parquet("trusted/t/ingest_date=2026-03-01/data.parquet", pa.table({"x": [1, 2, 3]}))
+"""
+
+
+def test_a_killed_write_leaves_nothing_a_glob_over_the_zone_can_count(lake):
+    lake.write_parquet("trusted/t/ingest_date=2026-03-01/data.parquet", pa.table({"x": [1, 2, 3]}))
+    proc = subprocess.run([sys.executable, "-c", KILLED_WRITER, str(lake.root)], capture_output=True)
+    assert proc.returncode == 9
+    leftovers = list((lake.root / ".tmp-writes").iterdir())
+    assert len(leftovers) == 1 and not leftovers[0].name.endswith(".parquet")
+    glob = str(lake.root / "trusted/t/*/*.parquet")
+    assert duckdb.sql(f"select count(*) from read_parquet('{glob}')").fetchall()[0][0] == 3
+    assert lake.remove_stale_temp(older_than_seconds=3600) == 0  # a live writer may own a young one
+    assert lake.remove_stale_temp(older_than_seconds=0) == 1
+    assert list((lake.root / ".tmp-writes").iterdir()) == []
+
+
+def test_the_next_ingest_run_removes_temp_files_left_inside_partitions_by_older_versions(lake):
+    seed_history(lake)
+    run(lake, "2026-03-01")
+    folder = lake.root / "trusted/employees/ingest_date=2026-03-01"
+    orphan = folder / ".tmp-0f3a-data.parquet"
+    orphan.write_bytes((folder / "data.parquet").read_bytes())
+    glob = str(lake.root / "trusted/employees/*/*.parquet")
+    count = f"select count(*) from read_parquet('{glob}')"
+    assert duckdb.sql(count).fetchall()[0][0] == 10  # the orphan is counted twice over
+    run(lake, "2026-03-02")
+    assert not orphan.exists()
+    assert duckdb.sql(count).fetchall()[0][0] == 5 + 3
+
+
+# --------------------------------------------------- compare-and-swap writes (6)
+
+
+def test_a_conditional_write_loses_when_the_object_changed_since_it_was_read(any_lake):
+    any_lake.write_bytes("s/state", b"v1", if_absent=True)
+    with pytest.raises(PreconditionFailed):
+        any_lake.write_bytes("s/state", b"v1-again", if_absent=True)
+    data, etag = any_lake.read_versioned("s/state")
+    assert data == b"v1"
+    any_lake.write_bytes("s/state", b"v2", if_match=etag)
+    with pytest.raises(PreconditionFailed, match="s/state"):
+        any_lake.write_bytes("s/state", b"v3", if_match=etag)  # stale etag
+    assert any_lake.read_bytes("s/state") == b"v2"
+
+
+class Interleaving:
+    """A lake whose first write of the state object first lets another whole update run:
+    the forced interleaving that used to lose a day (state of one run, map of the other)."""
+
+    def __init__(self, lake, other):
+        self.lake, self.other, self.fired = lake, other, False
+
+    def __getattr__(self, name):
+        return getattr(self.lake, name)
+
+    def write_bytes(self, key, data, **conditions):
+        if key == ingestion.state_key(SPEC.name) and not self.fired:
+            self.fired = True
+            self.other()
+        return self.lake.write_bytes(key, data, **conditions)
+
+
+def test_an_update_that_loses_the_race_starts_over_and_loses_no_day(any_lake):
+    day_of_changes(any_lake, DAY1, [1, 2, 3])
+    build_days(any_lake, [DAY1])
+    ingestion.update_current(any_lake, SPEC)
+    day_of_changes(any_lake, DAY2, [2, 4])
+    day_of_changes(any_lake, DAY3, [3, 5])
+    build_days(any_lake, [DAY2])
+
+    def the_other_run():  # lands DAY3 and updates current while the first is mid-update
+        build_days(any_lake, [DAY3])
+        ingestion.update_current(any_lake, SPEC)
+
+    report = ingestion.update_current(Interleaving(any_lake, the_other_run), SPEC)
+    assert report.conflicts == 1
+    assert published_current(any_lake) == reference_current(any_lake)
+    assert published_current(any_lake) == [(1, "c0301"), (2, "c0302"), (3, "c0303"), (4, "c0302"), (5, "c0303")]
+    # and a later run has nothing left to apply: the map covers both days
+    assert ingestion.update_current(any_lake, SPEC).partitions_applied == []
+
+
+def test_updates_running_at_once_in_threads_leave_current_exact(any_lake):
+    days = [DAY1 + timedelta(days=i) for i in range(6)]
+    rng = random.Random(7)
+    for i, day in enumerate(days):
+        day_of_changes(any_lake, day, rng.sample(range(1, 30), 8), seconds=i)
+    errors = []
+
+    def ingest(day):
+        try:
+            build_days(any_lake, [day])
+            ingestion.update_current(any_lake, SPEC)
+        except Exception as exc:  # surfaced below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=ingest, args=(day,)) for day in days]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == []
+    assert published_current(any_lake) == reference_current(any_lake)
+    assert ingestion.update_current(any_lake, SPEC).partitions_applied == []
+
+
+def test_an_older_state_never_overwrites_a_newer_current(lake):
+    day_of_changes(lake, DAY1, [1])
+    build_days(lake, [DAY1])
+    newer = ingestion.update_current(lake, SPEC)
+    stale = newer.current.slice(0, 0)
+    ingestion._publish_current(lake, SPEC, stale, newer.generation - 1)
+    assert published_current(lake) == [(1, "c0301")]
+
+
+def test_the_current_asset_is_in_a_pool_that_dagster_yaml_limits_to_one():
+    import yaml
+
+    from smartstream_assets.lake import PROJECT_ROOT
+
+    node = defs.resolve_assets_def(dg.AssetKey(["current", "employees"])).node_def
+    assert node.pool == "smartstream_current_employees"
+    pools = yaml.safe_load((PROJECT_ROOT / "dagster.yaml").read_text())["concurrency"]["pools"]
+    assert pools == {"default_limit": 1, "granularity": "op"}
+
+
+# ------------------------------------------------------ vanished raw objects (15)
+
+
+def test_a_raw_object_removed_after_ingestion_fails_the_rerun_naming_it(lake):
+    day_of_changes(lake, DAY1, [1, 2])
+    write(lake, "2026/03/01/20260301-2.csv", emp("U", "2026-03-01 11:00:00", 1, city="Delhi"))
+    build_days(lake, [DAY1])
+    lake.delete(PREFIX + "2026/03/01/20260301-2.csv")
+    with pytest.raises(ingestion.RawObjectsMissing, match="20260301-2.csv.*allow_shrink"):
+        build_days(lake, [DAY1])
+    assert lake.read_parquet(ingestion.trusted_key("employees", DAY1)).num_rows == 3  # untouched
+    objects = ingestion.raw_objects_by_date(lake, SPEC, [DAY1])[DAY1]
+    report = ingestion.build_trusted_partition(lake, SPEC, DAY1, objects, allow_shrink=True)
+    assert report.vanished_objects == [PREFIX + "2026/03/01/20260301-2.csv"]
+    assert lake.read_parquet(ingestion.trusted_key("employees", DAY1)).num_rows == 2
+
+
+def test_a_day_whose_raw_objects_all_vanished_keeps_its_partition_unless_allowed(lake):
+    seed_history(lake)
+    run(lake, "2026-03-02")
+    lake.delete(PREFIX + "2026/03/02/20260302-100000000.csv")
+    failed = run(lake, "2026-03-02", raise_on_error=False)
+    assert not failed.success
+    assert lake.exists(ingestion.trusted_key("employees", DAY2))
+    allowed = run(lake, "2026-03-02", run_config={"ops": {"trusted__employees": {"config": {"allow_shrink": True}}}})
+    assert allowed.success and not lake.exists(ingestion.trusted_key("employees", DAY2))
+
+
+# ------------------------------------------------- listing a run's own day (16)
+
+
+class CountingLake:
+    """Counts the objects and folders a caller is shown."""
+
+    def __init__(self, lake):
+        self.lake, self.objects, self.calls = lake, 0, 0
+
+    def __getattr__(self, name):
+        return getattr(self.lake, name)
+
+    def list(self, prefix, start_after=None):
+        for obj in self.lake.list(prefix, start_after):
+            self.objects += 1
+            yield obj
+
+    def list_level(self, prefix):
+        objects, folders = self.lake.list_level(prefix)
+        self.objects += len(objects)
+        self.calls += 1
+        return objects, folders
+
+
+def test_a_run_lists_only_its_days_folders_not_the_whole_history(lake):
+    start = date(2024, 1, 1)
+    for i in range(0, 900, 3):  # ~2.5 years of dated folders, two objects each
+        day = start + timedelta(days=i)
+        for n in (1, 2):
+            lake.write_bytes(f"{PREFIX}{day:%Y/%m/%d}/{n}.csv", b"x\n")
+    counting = CountingLake(lake)
+    wanted = start + timedelta(days=525)
+    found = ingestion.raw_objects_by_date(counting, SPEC, [wanted])
+    assert [o.key for o in found[wanted]] == [f"{PREFIX}{wanted:%Y/%m/%d}/{n}.csv" for n in (1, 2)]
+    assert counting.objects == 2  # of 600
+    assert counting.calls <= 1 + 3 + 36 + 1  # root, years, months, the day
+
+
+def test_the_pruned_listing_finds_exactly_what_the_full_listing_finds(lake):
+    """Random layouts: dated and hive folders, invalid dates, loose files dated by LastModified."""
+    rng = random.Random(3)
+    keys = set()
+    for _ in range(300):
+        y, m, d = rng.choice([2025, 2026]), rng.randint(1, 12), rng.randint(1, 31)
+        keys.add(rng.choice([
+            f"{y}/{m:02d}/{d:02d}/a{rng.randint(0, 9)}.csv",
+            f"ingest_date={y}-{m:02d}-{d:02d}/b{rng.randint(0, 9)}.csv",
+            f"public/{y}/{m:02d}/{d:02d}/c.csv",
+            f"{y}/{m:02d}/loose{rng.randint(0, 9)}.csv",
+            f"{y}/13/45/bad{rng.randint(0, 3)}.csv",
+            f"{y}/{m:02d}/{d:02d}/ingest_date=2020-01-01/nested.csv",
+            f"top{rng.randint(0, 20)}.csv",
+        ]))  # fmt: skip
+    for key in keys:
+        lake.write_bytes(PREFIX + key, b"x\n")
+    full = ingestion.raw_objects_by_date(lake, SPEC)
+    for day in rng.sample(sorted(full), 25) + [datetime.now(timezone.utc).date()]:
+        pruned = ingestion.raw_objects_by_date(lake, SPEC, [day])
+        assert [o.key for o in pruned.get(day, [])] == [o.key for o in full.get(day, [])], day
+
+
+# ------------------------------------------- partitions start at the table's date (13)
+
+
+def test_ingest_partitions_start_at_the_tables_declared_start_date():
+    trusted = defs.resolve_assets_def(dg.AssetKey(["trusted", "employees"]))
+    assert SPEC.start_date == date(2024, 6, 1)
+    assert trusted.partitions_def.get_first_partition_key() == "2024-06-01"
+    job = defs.resolve_job_def("employees_ingest")
+    assert job.partitions_def.get_first_partition_key() == "2024-06-01"
+
+
+# --------------------------------------------- sensor skips what is ingested (14)
+
+
+def test_after_a_backfill_a_fresh_sensor_skips_dates_already_ingested_from_the_same_objects(lake):
+    seed_history(lake)
+    instance = dg.DagsterInstance.ephemeral()
+    run(lake, tags={"dagster/asset_partition_range_start": "2026-03-01", "dagster/asset_partition_range_end": "2026-03-02"},
+        instance=instance)  # fmt: skip
+    first = tick(lake, instance=instance)
+    assert first.run_requests == []
+    assert "2 dates already ingested from exactly these objects" in first.skip_reason.skip_message
+    write(lake, "2026/03/02/20260302-200000000.csv", emp("U", "2026-03-02 12:00:00", 3, city="Delhi"))
+    second = tick(lake, instance=instance)  # a fresh cursor again: only the changed day runs
+    assert [r.partition_key for r in second.run_requests] == ["2026-03-02"]
+
+
+def test_triage_sorts_dates_before_the_start_after_today_ingested_and_to_run():
+    reqs = [DateRequest(date(2024, 5, 1), 1, 1), DateRequest(date(2024, 6, 2), 2, 5),
+            DateRequest(date(2024, 6, 3), 1, 7), DateRequest(date(2030, 1, 1), 1, 1)]  # fmt: skip
+    ingested = {date(2024, 6, 2): "2:0000000000000005", date(2024, 6, 3): "1:0000000000000006"}
+    out = triage(reqs, first_day=date(2024, 6, 1), last_day=date(2026, 11, 26), ingested_digest=ingested.get)
+    assert [r.day for r in out.before_start] == [date(2024, 5, 1)]
+    assert [r.day for r in out.ingested] == [date(2024, 6, 2)]
+    assert [r.day for r in out.run] == [date(2024, 6, 3)]  # digest differs: objects changed
+    assert [r.day for r in out.not_yet] == [date(2030, 1, 1)]
+
+
+def test_objects_dated_before_the_start_date_are_reported_not_requested(lake):
+    write(lake, "2019/12/31/old.csv", emp("I", "2019-12-31 10:00:00", 1))
+    write(lake, "2026/03/01/new.csv", emp("I", "2026-03-01 10:00:00", 2))
+    result = tick(lake)
+    assert [r.partition_key for r in result.run_requests] == ["2026-03-01"]
+
+
+def test_the_digest_the_run_records_is_the_one_the_sensor_computes(lake):
+    seed_history(lake)
+    from smartstream_assets.raw_watch import WatchCursor, watch
+
+    watched = {r.day: r.content_digest for r in watch(lake, PREFIX, WatchCursor(), now=0, full_scan_seconds=1).requests}
+    for day, objects in ingestion.raw_objects_by_date(lake, SPEC).items():
+        ingestion.build_trusted_partition(lake, SPEC, day, objects)
+        assert ingestion.trusted_raw_digest(lake, SPEC, day) == watched[day]

@@ -15,8 +15,11 @@ in the same run:
                  lake skips folders that sort before it)
   sensor tick    the whole employees_raw_sensor evaluation through Dagster's
                  build_sensor_context for that incremental case
+  run listing    what an ingest run lists to find its day's objects: only that
+                 day's dated folder (plus one Delimiter listing per year and month
+                 folder), against the whole-prefix listing runs used to do
 
-and prints medians and the ratio full / incremental.
+and prints medians and the ratios full / incremental and whole prefix / run listing.
 """
 
 from __future__ import annotations
@@ -60,6 +63,7 @@ def measure(name: str, lake, n: int, per_day: int, threads: int) -> dict:
     seconds = fill(lake, keys_for(n, per_day), threads)
     print(f"{name}: wrote {n:,} keys in {seconds:.1f}s", flush=True)
 
+    run_times, prefix_times = run_listing(lake, n, per_day)
     full_times, incremental_times, sensor_times = [], [], []
     cursor = watch(lake, PREFIX, WatchCursor(), now=time.time(), full_scan_seconds=600).cursor
     for r in range(REPEATS):
@@ -83,7 +87,28 @@ def measure(name: str, lake, n: int, per_day: int, threads: int) -> dict:
         "full": statistics.median(full_times),
         "incremental": statistics.median(incremental_times),
         "sensor": statistics.median(sensor_times),
+        "run_listing": statistics.median(run_times),
+        "prefix_listing": statistics.median(prefix_times),
     }
+
+
+def run_listing(lake, n: int, per_day: int) -> tuple[list[float], list[float]]:
+    """An ingest run's listing for a day in the middle of the history, vs the whole prefix."""
+    from smartstream_assets import ingestion
+    from smartstream_assets.tables import load_tables
+
+    spec = load_tables(extra="")["employees"]
+    day = START + timedelta(days=n // per_day // 2)
+    run_times, prefix_times = [], []
+    for _ in range(REPEATS):
+        t = time.perf_counter()
+        found = ingestion.raw_objects_by_date(lake, spec, [day])
+        run_times.append(time.perf_counter() - t)
+        t = time.perf_counter()
+        everything = ingestion.raw_objects_by_date(lake, spec)
+        prefix_times.append(time.perf_counter() - t)
+        assert [o.key for o in found[day]] == [o.key for o in everything[day]] and len(found[day]) == per_day
+    return run_times, prefix_times
 
 
 def sensor_tick(lake, cursor: str) -> float:
@@ -139,6 +164,14 @@ def main() -> None:
             f"{r['full'] / r['incremental']:>7.0f}x{r['sensor']:>15.4f}"
         )
     print(f"(medians of {REPEATS}; incremental = 10 new keys after the cursor; sensor tick = the whole Dagster evaluation)")
+    print()
+    print(f"{'lake':<14}{'keys':>9}{'whole prefix s':>16}{'run listing s':>15}{'ratio':>8}")
+    for r in results:
+        print(
+            f"{r['name']:<14}{r['keys']:>9,}{r['prefix_listing']:>16.3f}{r['run_listing']:>15.4f}"
+            f"{r['prefix_listing'] / r['run_listing']:>7.0f}x"
+        )
+    print("(an ingest run finding one day's objects: its dated folder only, vs listing the whole raw prefix)")
 
 
 if __name__ == "__main__":

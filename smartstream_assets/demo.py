@@ -23,6 +23,7 @@ def main() -> int:
     import dagster as dg
 
     from . import ingestion
+    from .assets.ingestion import current_asset_key, trusted_asset_key
     from .definitions import defs
     from .tables import load_tables
 
@@ -33,28 +34,32 @@ def main() -> int:
     copied, kept = seed_raw_zone(lake, SAMPLE_DIR)
     print(f"raw zone: copied {copied} sample objects from {SAMPLE_DIR / 'raw'} ({kept} already there)")
 
-    days = sorted(
-        {day for spec in tables.values() for day in ingestion.raw_objects_by_date(lake, spec)}
-    )
-    if not days:
+    steps = []
+    for spec in tables.values():
+        days = [d for d in ingestion.raw_objects_by_date(lake, spec) if d >= spec.start_date]
+        if not days:
+            continue
+        first, last = min(days).isoformat(), max(days).isoformat()
+        steps.append(
+            (
+                f"{spec.name} ingestion, ingest dates {first}...{last} in one run",
+                dg.AssetSelection.assets(trusted_asset_key(spec.name), current_asset_key(spec.name)),
+                {"dagster/asset_partition_range_start": first, "dagster/asset_partition_range_end": last},
+            )
+        )
+    if not steps:
         print("no raw objects in the lake: nothing to materialise", file=sys.stderr)
         return 1
-    first, last = days[0].isoformat(), days[-1].isoformat()
+    steps.append(
+        (
+            # everything after ingestion but the approvals, which wait for a person
+            "features, models, promotion gate, predictions, drift, forecast, dashboard",
+            dg.AssetSelection.groups("ingestion").downstream() - dg.AssetSelection.groups("ingestion")
+            - dg.AssetSelection.key_prefixes("approvals"),
+            {},
+        )
+    )
     with dg.DagsterInstance.get() as instance:
-        steps = [
-            (
-                f"ingestion, ingest dates {first}...{last} in one run",
-                dg.AssetSelection.groups("ingestion"),
-                {"dagster/asset_partition_range_start": first, "dagster/asset_partition_range_end": last},
-            ),
-            (
-                # everything after ingestion but the approvals, which wait for a person
-                "features, models, promotion gate, predictions, drift, forecast, dashboard",
-                dg.AssetSelection.groups("ingestion").downstream() - dg.AssetSelection.groups("ingestion")
-                - dg.AssetSelection.key_prefixes("approvals"),
-                {},
-            ),
-        ]
         for title, selection, tags in steps:
             started = time.perf_counter()
             result = dg.materialize(

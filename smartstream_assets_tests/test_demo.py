@@ -8,7 +8,7 @@ import dagster as dg
 from smartstream_assets import ingestion
 from smartstream_assets.lake import PROJECT_ROOT, LocalLake
 
-from .helpers import fresh_project_env
+from .helpers import fresh_project_env, tick
 
 
 def test_the_demo_materialises_the_graph_into_the_instance_and_is_safe_to_rerun(tmp_path):
@@ -31,6 +31,10 @@ def test_the_demo_materialises_the_graph_into_the_instance_and_is_safe_to_rerun(
                     ["reports", "employees_dashboard"], ["forecasts", "employees_headcount"]):  # fmt: skip
             assert instance.get_latest_materialization_event(dg.AssetKey(key)) is not None, key
         assert instance.get_latest_materialization_event(dg.AssetKey(["approvals", "employees_attrition"])) is None
+        # switching the raw sensor on now re-ingests nothing: every date is built from exactly these objects
+        first_tick = tick(lake, instance=instance)
+        assert first_tick.run_requests == []
+        assert "dates already ingested from exactly these objects" in first_tick.skip_reason.skip_message
     assert "| smartstream-employees-attrition | v1 |" in first.stdout
     assert (tmp_path / "mlflow.db").exists()
 

@@ -16,7 +16,6 @@ from .helpers import T0, people_spec, real_data, rows
 
 CDC_KEY = "raw/src/people/2026/03/02/20260302-100000000.csv"
 LOAD_KEY = "raw/src/people/2026/03/01/LOAD00000001.csv"
-REAL_DEBEZIUM = real_data("debezium/postgres_products.jsonl")
 
 
 def test_dms_cdc_rows_carry_op_then_timestamp_then_declared_columns():
@@ -183,7 +182,7 @@ def products_spec():
 
 
 def test_real_debezium_postgres_events_snapshot_updates_creates_and_delete():
-    data = REAL_DEBEZIUM.read_bytes()
+    data = real_data("debezium/postgres_products.jsonl").read_bytes()
     parsed = parse_object(products_spec(), "raw/pg/products/events.jsonl", data, T0)
     ops = parsed.changes.column("_op").to_pylist()
     assert parsed.quarantine.num_rows == 0

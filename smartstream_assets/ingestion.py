@@ -209,7 +209,7 @@ def build_trusted_partition(
         rejected.append(parsed.quarantine)
         report.rows_in += parsed.rows_in
         report.tombstones += parsed.tombstones
-        if getattr(parsed, "empty", False):
+        if parsed.empty:
             report.empty_objects.append(obj.key)
     trusted = pa.concat_tables(changes) if changes else trusted_schema(spec).empty_table()
     quarantine = pa.concat_tables(rejected) if rejected else QUARANTINE_SCHEMA.empty_table()

@@ -237,12 +237,17 @@ def test_debezium_schema_payload_wrapper_tombstones_and_broken_lines():
     ]
 
 
-def test_jsonl_append_only_records_and_non_objects():
+def test_jsonl_append_only_records_non_objects_and_records_with_other_keys():
     spec = TableSpec("t", "raw/x/t/", "jsonl", ("id",), {"id": "int64", "ok": "bool", "v": "float64"})
-    data = b'{"id": 1, "ok": true, "v": 2}\n[1, 2]\n{"id": "2", "ok": false, "v": null, "extra": 1}\n{"ok": true}\n'
+    data = (
+        b'{"id": 1, "ok": true, "v": 2}\n[1, 2]\n{"id": "2", "ok": false, "v": null, "extra": 1}\n{"ok": true}\n'
+        b'{"id": 5, "ok": null, "v": null}\n'  # explicit nulls are values, not missing keys
+    )
     parsed = parse_object(spec, "raw/x/t/a.jsonl", data, T0)
-    assert rows(parsed.changes, "_op", "id", "ok", "v") == [("insert", 1, True, 2.0), ("insert", 2, False, None)]
-    assert rows(parsed.quarantine, "_source_line", "_reason_code") == [(2, "broken_json"), (4, "missing_key")]
+    assert rows(parsed.changes, "_op", "id", "ok", "v") == [("insert", 1, True, 2.0), ("insert", 5, None, None)]
+    assert rows(parsed.quarantine, "_source_line", "_reason_code") == [
+        (2, "broken_json"), (3, "schema_mismatch"), (4, "schema_mismatch")
+    ]  # fmt: skip
     assert parsed.changes.column("_commit_ts").to_pylist() == [T0, T0]
 
 

@@ -29,6 +29,7 @@ class ParsedObject:
     changes: pa.Table  # trusted schema: _op, _commit_ts, _source_key, _source_line, columns
     quarantine: pa.Table  # QUARANTINE_SCHEMA
     tombstones: int = 0  # Debezium tombstones skipped (not changes)
+    empty: bool = False  # the object held no record at all (0 bytes, only a header, ...)
 
     @property
     def rows_in(self) -> int:
@@ -42,4 +43,4 @@ def parse_object(spec: TableSpec, key: str, data: bytes, last_modified: datetime
     """
     records = read_records(spec, key, data)
     changes, quarantine = coerce(spec, records, key, last_modified)
-    return ParsedObject(changes, quarantine, records.tombstones)
+    return ParsedObject(changes, quarantine, records.tombstones, records.empty)

@@ -91,3 +91,41 @@ def test_a_range_backfill_shows_each_partitions_own_figures_and_the_sensor_then_
     assert code == 0, out
     assert "2 dates already ingested from exactly these objects" in out
     assert "Sensor returning run requests" not in out
+
+
+def test_an_unterminated_quote_and_empty_objects_through_the_cli(project):
+    env, lake = project
+    put(lake, "2026/03/01/LOAD00000001.csv", *(emp("", "2026-03-01 00:00:00", i) for i in range(1, 5)))
+    put(lake, "2026/03/02/20260302-1.csv",
+        emp("U", "2026-03-02 10:00:00", 1, city='"12 inch screen'),  # the quote never closes
+        emp("U", "2026-03-02 10:00:01", 2, city="Delhi"), emp("D", "2026-03-02 10:00:02", 3))  # fmt: skip
+    lake.write_bytes(PREFIX + "2026/03/02/20260302-2.csv", b"")
+    lake.write_bytes(PREFIX + "2026/03/02/20260302-3.csv.gz", gzip.compress(b""))
+    code, out = materialize(env, "--partition-range", "2026-03-01...2026-03-02")
+    assert code == 0, out
+    day = partition_metadata(env)["2026-03-02"]
+    assert (day["rows_in"], day["dagster/row_count"], day["quarantined_unterminated_quote"]) == (3, 2, 1)
+    assert len(day["empty_raw_objects"]) == 2
+    current = sorted(rows(lake.read_parquet(ingestion.current_key("employees")), "EmployeeID", "City"))
+    assert current == [(1, "Pune"), (2, "Delhi"), (4, "Pune")]
+
+
+def test_a_csv_file_whose_header_does_not_match_is_quarantined_whole_through_the_cli(project, tmp_path):
+    env, lake = project
+    registry = tmp_path / "tables.yaml"
+    registry.write_text(
+        "tables:\n  orders:\n    raw_prefix: raw/shop/orders/\n    format: csv\n    primary_key: [id]\n"
+        "    columns: {id: int64, name: string, amount: float64}\n"
+    )
+    env = dict(env, SMARTSTREAM_TABLES=str(registry))
+    lake.write_bytes("raw/shop/orders/2026/03/02/good.csv", b"id,name,amount\n1,tea,2.5\n2,cake,4\n")
+    lake.write_bytes("raw/shop/orders/2026/03/02/typo.csv", b"id,nme,amount\n3,jam,1\n4,bun,2\n5,pie,3\n")
+    code, out = dagster(env, "asset", "materialize", "-m", "smartstream_assets",
+                        "--select", "trusted/orders,current/orders", "--partition", "2026-03-02")  # fmt: skip
+    assert code == 0, out
+    day = partition_metadata(env, ("trusted", "orders"))["2026-03-02"]
+    assert (day["rows_in"], day["dagster/row_count"], day["quarantined_schema_mismatch"]) == (5, 2, 3)
+    quarantine = lake.read_parquet(ingestion.quarantine_key("orders", date(2026, 3, 2)))
+    assert set(quarantine.column("_reason_code").to_pylist()) == {"schema_mismatch"}
+    assert "missing name" in quarantine.column("_reason")[0].as_py() and "nme" in quarantine.column("_reason")[0].as_py()
+    assert sorted(rows(lake.read_parquet(ingestion.current_key("orders")), "id", "name")) == [(1, "tea"), (2, "cake")]

@@ -2,7 +2,8 @@
 raw objects that vanish, listings that must not grow with history, sensors that
 must not re-ingest what is already there. Local lake and SeaweedFS alike."""
 
-import os
+import gzip
+import json
 import random
 import subprocess
 import sys
@@ -340,3 +341,77 @@ def test_the_digest_the_run_records_is_the_one_the_sensor_computes(lake):
     for day, objects in ingestion.raw_objects_by_date(lake, SPEC).items():
         ingestion.build_trusted_partition(lake, SPEC, day, objects)
         assert ingestion.trusted_raw_digest(lake, SPEC, day) == watched[day]
+
+
+# --------------------------- hostile objects end to end, local lake and SeaweedFS (1, 2, 7)
+
+UNTERMINATED = (
+    emp("U", "2026-03-02 10:00:00", 1, city='"12 inch screen')  # the quote never closes
+    + emp("U", "2026-03-02 10:00:01", 2, city="Delhi")
+    + emp("D", "2026-03-02 10:00:02", 3)
+    + emp("I", "2026-03-02 10:00:03", 9, city="Goa")
+)
+
+
+def seed_hostile_day(lake):
+    write(lake, "2026/03/01/LOAD00000001.csv", *(emp("", "2026-03-01 00:00:00", i) for i in range(1, 5)))
+    write(lake, "2026/03/02/20260302-1.csv", UNTERMINATED)
+    lake.write_bytes(PREFIX + "2026/03/02/20260302-2.csv", b"")  # 0 bytes
+    lake.write_bytes(PREFIX + "2026/03/02/20260302-3.csv.gz", gzip.compress(b""))  # an empty .gz
+    lake.write_bytes(PREFIX + "2026/03/02/20260302-4.csv", b"\xef\xbb\xbf")  # only a BOM
+
+
+def test_an_unterminated_quote_and_empty_objects_lose_nothing_end_to_end(any_lake):
+    seed_hostile_day(any_lake)
+    result = run(any_lake, tags={"dagster/asset_partition_range_start": "2026-03-01",
+                                 "dagster/asset_partition_range_end": "2026-03-02"})  # fmt: skip
+    assert result.success
+    meta = {e.partition: e.materialization.metadata for e in result.get_asset_materialization_events()
+            if e.asset_key.path[0] == "trusted"}  # fmt: skip
+    day = {k: v.value for k, v in meta["2026-03-02"].items()}
+    assert (day["raw_objects"], day["rows_in"], day["dagster/row_count"], day["rows_quarantined"]) == (4, 4, 3, 1)
+    assert day["quarantined_unterminated_quote"] == 1
+    assert sorted(day["empty_raw_objects"]) == [PREFIX + f"2026/03/02/20260302-{n}" for n in ("2.csv", "3.csv.gz", "4.csv")]
+    # the records after the broken one were read as themselves: update, delete, insert
+    state = sorted(rows(any_lake.read_parquet(ingestion.current_key("employees")), "EmployeeID", "City"))
+    assert state == [(1, "Pune"), (2, "Delhi"), (4, "Pune"), (9, "Goa")]
+    quarantine = any_lake.read_parquet(ingestion.quarantine_key("employees", DAY2))
+    assert rows(quarantine, "_source_line", "_reason_code") == [(1, "unterminated_quote")]
+
+
+def prices_spec():
+    from smartstream_assets.tables import TableSpec
+
+    return TableSpec("prices", "raw/pg/prices/", "debezium_json", ("id",),
+                     {"id": "int64", "price": "float64", "listed": "date"})  # fmt: skip
+
+
+def debezium_event(after, *, scale=2, ts_ms=1_772_400_000_000):
+    fields = [
+        {"type": "int64", "field": "id"},
+        {"type": "bytes", "name": "org.apache.kafka.connect.data.Decimal", "parameters": {"scale": str(scale)}, "field": "price"},
+        {"type": "int32", "name": "io.debezium.time.Date", "field": "listed"},
+    ]
+    row = {"type": "struct", "optional": True, "fields": fields}
+    schema = {"type": "struct", "fields": [dict(row, field="before"), dict(row, field="after")]}
+    return json.dumps({"schema": schema, "payload": {"op": "c", "before": None, "after": after, "source": {"ts_ms": ts_ms}}})
+
+
+def test_debezium_precise_decimals_and_dates_are_decoded_exactly_end_to_end(any_lake):
+    from smartstream_assets.assets.ingestion import build_ingestion_assets
+    from smartstream_assets.resources import LakeResource
+
+    spec = prices_spec()
+    lines = [
+        debezium_event({"id": 1, "price": "AMg=", "listed": 20_000}),  # 2.00, 2024-10-04
+        debezium_event({"id": 2, "price": "+999", "listed": 0}),  # -2704.67, 1970-01-01
+        debezium_event({"id": 3, "price": "AMg=", "listed": 10**9}),  # a date no calendar holds
+    ]
+    any_lake.write_bytes("raw/pg/prices/2026/03/02/events.jsonl", "\n".join(lines).encode())
+    result = dg.materialize(build_ingestion_assets(spec), partition_key="2026-03-02",
+                            resources={"lake": LakeResource(url=any_lake.url)})  # fmt: skip
+    assert result.success
+    current = any_lake.read_parquet(ingestion.current_key("prices"))
+    assert sorted(rows(current, "id", "price", "listed")) == [(1, 2.0, date(2024, 10, 4)), (2, -2704.67, date(1970, 1, 1))]
+    quarantine = any_lake.read_parquet(ingestion.quarantine_key("prices", DAY2))
+    assert rows(quarantine, "_source_line", "_reason_code") == [(3, "bad_value")]

@@ -7,6 +7,7 @@ import io
 import json
 from datetime import date, datetime, timezone
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
@@ -478,3 +479,73 @@ def test_debezium_row_images_may_carry_extra_columns_and_leave_declared_ones_out
     parsed = parse(DEBEZIUM, "\n".join(lines).encode(), "raw/x/t/a.jsonl")
     assert rows(parsed.changes, "_op", "id", "name") == [("insert", 1, "Ann"), ("delete", 1, None)]
     assert parsed.quarantine.num_rows == 0
+
+
+# ------------------------------------- 6. one rule on every path, per-record failures
+
+HEX_IDS = (
+    b"I,1,Alex,1,t,,\n"  # line 1: an x in a text column is fine
+    b"I,0x10,Ann,2,t,,\n"  # line 2: pyarrow's int parser reads 16
+    b"I,0X1F,Bob,3,t,,\n"  # line 3: 31
+    b"I,0xFFFFFFFFFFFFFFFF,Cy,4,t,,\n"  # line 4: -1 (wraps)
+    b"I,2,0x10,5,t,,\n"  # line 5: hex text in a string column stays text
+)
+
+
+@pytest.mark.parametrize(
+    "extra",
+    [
+        pytest.param(b"", id="every value converts (typed fast path)"),
+        pytest.param(b"I,3,Dee,many,t,,\n", id="a bad float sends the file to text"),
+        pytest.param(b'I,3,O"Brien,6,t,,\n', id="a stray quote sends the file down the slow path"),
+    ],
+)
+def test_hex_in_an_int64_column_is_a_bad_value_whichever_path_reads_the_file(extra):
+    parsed = parse(people_spec(), HEX_IDS + extra)
+    assert rows(parsed.changes, "id", "name", "_source_line")[:2] == [(1, "Alex", 1), (2, "0x10", 5)]
+    assert quarantined(parsed)[:3] == [(2, "bad_value"), (3, "bad_value"), (4, "bad_value")]
+    assert "'0x10' is not a valid int64" in parsed.quarantine.column("_reason")[0].as_py()
+
+
+def test_an_x_in_a_text_column_keeps_int64_columns_converted_while_parsing():
+    # The hex check must not send ordinary files (an x in a name) down the text path.
+    spec = people_spec()
+    names = ["Op", *spec.columns]
+    types = formats._fast_types(spec, None)
+    table = formats.read_csv_records(CDC_KEY, b"I,1,Alex,1,t,,\nI,2,Xena,2,t,,\n", names=names, header=False, types=types)
+    assert table.columns[1].type == pa.int64() and table.columns[1].to_pylist() == [1, 2]
+    table = formats.read_csv_records(CDC_KEY, HEX_IDS, names=names, header=False, types=types)
+    assert table.columns[1].type == pa.string()  # hex found: the coercer decides on the text
+
+
+def test_a_debezium_ts_ms_beyond_int64_quarantines_only_its_record():
+    stamps = [1_000, 2**63, 2_000, -(2**63) - 1, 10**30, 2**63 - 1]
+    lines = [json.dumps({"op": "c", "after": {"id": i, "name": "n"}, "ts_ms": ts}) for i, ts in enumerate(stamps, 1)]
+    parsed = parse(DEBEZIUM, "\n".join(lines).encode(), "raw/x/t/a.jsonl")
+    assert rows(parsed.changes, "id", "_commit_ts") == [
+        (1, datetime(1970, 1, 1, 0, 0, 1, tzinfo=UTC)),
+        (3, datetime(1970, 1, 1, 0, 0, 2, tzinfo=UTC)),
+    ]
+    assert quarantined(parsed) == [(2, "bad_commit_ts"), (4, "bad_commit_ts"), (5, "bad_commit_ts"), (6, "bad_commit_ts")]
+    why = parsed.quarantine.column("_reason").to_pylist()
+    assert all("out of range" in w for w in why[:3]) and str(2**63) in why[0]
+
+
+def test_parquet_raw_text_renders_values_python_cannot_hold_row_by_row():
+    table = pa.table(
+        {
+            "Op": ["I"] * 4,
+            "id": [1, 2, 3, 4],
+            "born": pa.array([0, -719_528, 0, 0], pa.date32()),  # -719528: 0000-01-01
+            "seen": pa.array([0, 0, 10**18, 0], pa.timestamp("ms")),  # beyond Python's datetime
+            "tags": pa.array([[0], [0], [0], [10**18]], pa.list_(pa.timestamp("ms"))),  # no text cast either
+        }
+    )
+    sink = io.BytesIO()
+    pq.write_table(table, sink)
+    records = read_records(people_spec("dms_parquet"), "raw/src/people/a.parquet", sink.getvalue())
+    texts = [json.loads(t) for t in records.raw_text(np.arange(4))]
+    assert texts[0] == {"Op": "I", "id": 1, "born": "1970-01-01", "seen": "1970-01-01 00:00:00", "tags": ["1970-01-01 00:00:00"]}
+    assert texts[1]["born"] == "0000-01-01" and texts[1]["id"] == 2 and texts[1]["seen"] == "1970-01-01 00:00:00"
+    assert "1000000000000000000" in texts[2]["seen"] and texts[2]["born"] == "1970-01-01"
+    assert texts[3]["tags"] == "<list<element: timestamp[ms]> value>" and texts[3]["id"] == 4

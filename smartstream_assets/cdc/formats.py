@@ -367,28 +367,56 @@ def _parse_with_arrow(body: bytes, names: list[str], types: dict[str, pa.DataTyp
 
     If any value does not convert, parse again as text and let the coercer find
     the bad records: what is accepted is the same either way, because everything
-    pyarrow converts also passes the coercer's rules.
+    pyarrow converts also passes the coercer's rules. The one exception, hex
+    integers (pyarrow reads 0x10 as 16), is checked for (see _holds_hex).
     """
     auto = [f"f{i}" for i in range(len(names))]
     typed = {a: types[n] for a, n in zip(auto, names) if n in types}
+
+    def read(column_types: dict[str, pa.DataType], include: list[str] | None = None) -> pa.Table:
+        return pacsv.read_csv(
+            pa.BufferReader(body),
+            read_options=pacsv.ReadOptions(column_names=auto, block_size=1 << 20),
+            parse_options=pacsv.ParseOptions(newlines_in_values=quoted_newlines, ignore_empty_lines=True),
+            convert_options=pacsv.ConvertOptions(
+                column_types={c: column_types.get(c, pa.string()) for c in auto},
+                include_columns=include,
+                null_values=[""],
+                strings_can_be_null=True,
+                quoted_strings_can_be_null=False,  # DMS: NULL is empty, "" is an empty string
+                timestamp_parsers=[pacsv.ISO8601],
+            ),
+        )
+
     for column_types in (typed, {}) if typed else ({},):
         try:
-            table = pacsv.read_csv(
-                pa.BufferReader(body),
-                read_options=pacsv.ReadOptions(column_names=auto, block_size=1 << 20),
-                parse_options=pacsv.ParseOptions(newlines_in_values=quoted_newlines, ignore_empty_lines=True),
-                convert_options=pacsv.ConvertOptions(
-                    column_types={c: column_types.get(c, pa.string()) for c in auto},
-                    null_values=[""],
-                    strings_can_be_null=True,
-                    quoted_strings_can_be_null=False,  # DMS: NULL is empty, "" is an empty string
-                    timestamp_parsers=[pacsv.ISO8601],
-                ),
-            )
-            return [table.column(c).combine_chunks() for c in auto]
+            table = read(column_types)
         except pa.ArrowInvalid:
             continue
+        if column_types and _holds_hex(body, [c for c, t in column_types.items() if pa.types.is_integer(t)], read):
+            continue  # as text, the coercer rejects the hex values alone
+        return [table.column(c).combine_chunks() for c in auto]
     return [pa.array([], pa.string())]  # a row-count mismatch sends the caller to the slow path
+
+
+def _holds_hex(body: bytes, int_columns: list[str], read) -> bool:
+    """Whether an integer column pyarrow converted held hex text.
+
+    pyarrow's integer parser takes 0x10 as 16 (and 0xFFFFFFFFFFFFFFFF as -1), the
+    coercer's rule only decimal digits: a hex value must be rejected on both paths.
+    Hex needs a 0x or 0X, so a body without one is trusted as converted (two
+    memchr-speed searches: ~2% of read_csv_records). Otherwise its integer columns
+    are read again as text and the bytes of their values looked at: ~15% more for
+    such a file, still typed on the fast path unless an integer value holds one.
+    """
+    if not int_columns or (b"0x" not in body and b"0X" not in body):
+        return False
+    text = read({}, int_columns)
+    for chunk in (chunk for c in int_columns for chunk in text.column(c).chunks):
+        values = chunk.buffers()[2]  # every value's bytes, back to back
+        if values is not None and (b"x" in (raw := values.to_pybytes()) or b"X" in raw):
+            return True
+    return False
 
 
 def _read_csv_slowly(
@@ -555,8 +583,11 @@ def _read_dms_parquet(spec: TableSpec, key: str, data: bytes) -> RawRecords:
     ts_column = spec.dms.timestamp_column if spec.dms.timestamp_column in names else None
 
     def raw_text(idx: np.ndarray) -> list[str]:
-        rows = table.take(pa.array(idx, pa.int64())).to_pylist()
-        return [json.dumps(r, default=str) for r in rows]
+        rows = table.take(pa.array(idx, pa.int64()))
+        try:
+            return [json.dumps(r, default=str) for r in rows.to_pylist()]
+        except _UNHOLDABLE:  # some value Python cannot hold: find its rows
+            return [_parquet_row_text(rows.slice(i, 1)) for i in range(rows.num_rows)]
 
     return RawRecords(
         fields={c: table.column(c).combine_chunks() for c in spec.columns if c in names},
@@ -565,6 +596,30 @@ def _read_dms_parquet(spec: TableSpec, key: str, data: bytes) -> RawRecords:
         lines=np.arange(1, table.num_rows + 1, dtype=np.int64),
         raw_text=raw_text,
     )
+
+
+# What to_pylist raises on values Python's types cannot hold (a date in year 0,
+# a timestamp[ms] of 10**18, ...).
+_UNHOLDABLE = (ValueError, OverflowError, pa.ArrowException)
+
+
+def _parquet_row_text(row: pa.Table) -> str:
+    """One Parquet row as JSON, like the rows Python can hold; a value it cannot
+    hold is given in Arrow's text form instead (or names its type, when Arrow has none)."""
+    try:
+        return json.dumps(row.to_pylist()[0], default=str)
+    except _UNHOLDABLE:
+        pass
+    values = {}
+    for name, column in zip(row.column_names, row.columns):
+        try:
+            values[name] = column.to_pylist()[0]
+        except _UNHOLDABLE:
+            try:
+                values[name] = column.cast(pa.string())[0].as_py()
+            except pa.ArrowException:
+                values[name] = f"<{column.type} value>"
+    return json.dumps(values, default=str)
 
 
 # -------------------------------------------------------------------- JSON lines
@@ -697,6 +752,9 @@ def _debezium_event(doc, spec: TableSpec):
     ts_ms = source.get("ts_ms", doc.get("ts_ms"))
     if ts_ms is not None and (not isinstance(ts_ms, int) or isinstance(ts_ms, bool)):
         raise _Reject("bad_commit_ts", f"ts_ms {ts_ms!r} is not an integer")
+    if ts_ms is not None and not -(2**63) <= ts_ms < 2**63:
+        # Beyond int64 the file's commit times cannot even be held; in range, the coercer checks the years.
+        raise _Reject("bad_commit_ts", f"ts_ms {ts_ms} is out of range (milliseconds since the epoch must fit int64)")
     return op, row, ts_ms, schemas
 
 

@@ -31,6 +31,12 @@ demo: install
 test: install
 	$(BIN)/python -m pytest
 
+# The quick loop while editing: no real servers or subprocesses (`integration`) and no
+# test over ~3 s (`slow`); markers in pytest.ini, applied in smartstream_assets_tests/conftest.py.
+.PHONY: test-fast
+test-fast: install
+	$(BIN)/python -m pytest -m "not slow and not integration"
+
 # A local REAL stack on 127.0.0.1: SeaweedFS as S3 (with access keys) and an MLflow
 # server; `.venv/bin/python -m smartstream_assets.local_stack env` prints its variables.
 stack: install

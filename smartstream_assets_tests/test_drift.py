@@ -79,6 +79,86 @@ def test_large_reference_uses_wasserstein_for_numbers_and_jensen_shannon_for_cat
     assert all(c.drifted == (c.statistic >= c.threshold) for c in summary.columns)
 
 
+@pytest.fixture(scope="module")
+def small_samples():
+    reference, current = employees(5, 300), employees(6, 200, DRIFT)
+    return reference, current, drift_report(reference, current, numerical=NUMERICAL, categorical=CATEGORICAL)[0]
+
+
+@pytest.mark.parametrize("samples", ["large", "small"])
+def test_method_value_and_value_kind_are_evidentlys(samples, request, reference):
+    # Evidently's own default test for the column, asked directly: the same method,
+    # value, threshold and decision; and whether its value is a p-value (drift below
+    # the threshold) or a distance (drift at or above it) is what Evidently does with
+    # a threshold just above and just below that value.
+    from evidently.legacy.calculations.stattests.registry import get_stattest
+    from evidently.legacy.core import ColumnType
+
+    if samples == "large":
+        current, summary, _ = request.getfixturevalue("with_drift")
+    else:
+        reference, current, summary = request.getfixturevalue("small_samples")
+    by_column = {c.column: c for c in summary.columns}
+    for name, kind in (("Age", ColumnType.Numerical), ("City", ColumnType.Categorical)):
+        column = by_column[name]
+        assert column.kind == {ColumnType.Numerical: "numerical", ColumnType.Categorical: "categorical"}[kind]
+        ref, cur = reference[name], current[name]
+        test = get_stattest(ref, cur, kind, None)
+        result = test(ref, cur, kind, None)
+        assert column.statistic_method == column.method == test.display_name
+        assert column.statistic == column.value == pytest.approx(result.drift_score, rel=1e-9, abs=1e-300)
+        assert (column.threshold, column.drifted) == (result.actual_threshold, result.drifted)
+        above = test(ref, cur, kind, column.statistic * 1.5 + 1e-12).drifted
+        below = test(ref, cur, kind, column.statistic / 1.5).drifted
+        assert (above, below) == ((True, False) if column.value_kind == "p_value" else (False, True))
+    # Large reference: distances; small: p-values (K-S, chi-square).
+    expected = "distance" if samples == "large" else "p_value"
+    assert by_column["Age"].value_kind == by_column["City"].value_kind == expected
+
+
+def test_chi2_two_sample_p_is_for_categories_only(with_drift, small_samples):
+    for summary in (with_drift[1], small_samples[2]):
+        for column in summary.columns + [summary.prediction or summary.columns[0]]:
+            if column.kind == "categorical":
+                assert column.chi2_two_sample_p == column.p_value and column.test_method == "chi2_two_sample"
+            else:
+                assert column.chi2_two_sample_p is None and column.test_method == "ks"
+    data = json.loads(json.dumps(with_drift[1].to_json(), allow_nan=False))
+    for column in data["columns"]:  # added to the JSON, the old fields kept
+        assert {"statistic", "statistic_method", "p_value", "test_method", "threshold", "drifted"} <= set(column)
+        assert column["value_kind"] in ("distance", "p_value")
+        assert (column["chi2_two_sample_p"] is None) == (column["kind"] == "numerical")
+
+
+def test_drift_table_says_what_each_number_is(with_drift, small_samples):
+    from smartstream_assets.assets.ml import drift_markdown
+
+    def number(cell: str) -> float:
+        return 0.0 if cell == "<1e-300" else float(cell)  # a p-value that underflowed
+
+    for summary in (with_drift[1], small_samples[2]):
+        header, rule, *rows = drift_markdown(summary).splitlines()
+        titles = [t.strip() for t in header.strip("|").split("|")]
+        assert titles == ["column", "drifted", "method (Evidently, decides drift)", "value", "value is", "threshold",
+                          "chi2_two_sample p (categorical only)"]  # fmt: skip
+        assert rule.count("|") == header.count("|")
+        cells = {r.strip("|").split("|")[0].strip(): [x.strip() for x in r.strip("|").split("|")] for r in rows}
+        drifted = {c.column for c in summary.drifted_columns()}
+        order = sorted((c.column for c in summary.columns), key=lambda n: (n not in drifted, n))
+        assert list(cells) == order + (["probability (prediction)"] if summary.prediction else [])
+        for column in summary.columns + ([summary.prediction] if summary.prediction else []):
+            name = column.column + (" (prediction)" if column is summary.prediction else "")
+            _, drifted, method, value, value_is, threshold, chi2 = cells[name]
+            assert drifted == ("yes" if column.drifted else "no") and method == column.statistic_method
+            assert number(value) == pytest.approx(column.statistic, rel=5e-3, abs=5e-4)
+            assert value_is.startswith("p-value" if column.value_kind == "p_value" else "distance")
+            assert float(threshold) == column.threshold
+            if column.kind == "categorical":
+                assert number(chi2) == pytest.approx(column.chi2_two_sample_p, rel=5e-3, abs=5e-4)
+            else:
+                assert chi2 == ""  # no chi-square p-value beside a number's method
+
+
 def test_drift_share_agrees_with_evidentlys_drifted_columns_count(with_drift):
     _, summary, _ = with_drift
     [count] = [m["value"] for m in summary.evidently_metrics if m["config"]["type"].endswith("DriftedColumnsCount")]

@@ -558,11 +558,27 @@ def comparison_markdown(outcome) -> str:
 
 
 def drift_markdown(summary) -> str:
-    rows = ["| column | drifted | statistic | method | p-value | test |", "|---|---|---:|---|---:|---|"]
+    """Per column: Evidently's drift method, its value (distance or p-value, said per
+    row), threshold and decision; the project's chi2_two_sample p only for categories."""
+    rows = [
+        "| column | drifted | method (Evidently, decides drift) | value | value is | threshold | chi2_two_sample p (categorical only) |",
+        "|---|---|---|---:|---|---:|---:|",
+    ]
     items = sorted(summary.columns, key=lambda c: (not c.drifted, c.column))
     if summary.prediction is not None:
         items.append(summary.prediction)
+
+    def number(x: float | None, p_value: bool) -> str:
+        if x is None:
+            return ""
+        if p_value and x == 0:  # below the smallest double: scipy gives 0
+            return "<1e-300"
+        return f"{x:.3g}" if x < 0.001 else f"{x:.3f}"
+
     for c in items:
-        p = "" if c.p_value is None else f"{c.p_value:.3g}"
-        rows.append(f"| {c.column} | {'yes' if c.drifted else 'no'} | {c.statistic:.3f} | {c.statistic_method} | {p} | {c.test_method or ''} |")
+        name = f"{c.column} (prediction)" if c is summary.prediction else c.column
+        kind = "p-value (drift when below)" if c.value_kind == "p_value" else "distance (drift when at or above)"
+        value = number(c.statistic, c.value_kind == "p_value")
+        chi2 = number(c.chi2_two_sample_p, True) if c.kind == "categorical" else ""
+        rows.append(f"| {name} | {'yes' if c.drifted else 'no'} | {c.statistic_method} | {value} | {kind} | {c.threshold:g} | {chi2} |")
     return "\n".join(rows)

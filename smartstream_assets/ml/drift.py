@@ -10,13 +10,17 @@ answers into plain dataclasses that assets put into metadata and JSON:
   values) and Jensen-Shannon distance for categories, threshold 0.1, drifted when
   distance >= threshold; 1000 rows or fewer -> p-values of K-S (numbers), chi-square
   (categories, or numbers with 3-5 values) or a two-proportion Z-test (two values),
-  threshold 0.05, drifted when p < threshold (K-S: p <= threshold). That score is
-  ``ColumnDrift.statistic`` and Evidently's own test result is ``drifted``;
+  threshold 0.05, drifted when p < threshold (K-S: p <= threshold). That method,
+  as Evidently names it, is ``ColumnDrift.statistic_method``, its value
+  ``ColumnDrift.statistic``, whether that value is a p-value or a distance
+  ``ColumnDrift.value_kind``, and Evidently's own test result ``drifted``;
 - per column, a second ``ValueDrift`` with a fixed two-sample test whose value is
   a p-value: ``ColumnDrift.p_value``, reported alongside, never used for the
   decision. Numbers: Evidently's "ks" (scipy's ks_2samp). Categories: a chi-square
   test of homogeneity registered with Evidently as "chi2_two_sample" (see
-  ``_register_two_sample_chisquare`` for why not Evidently's "chisquare");
+  ``_register_two_sample_chisquare`` for why not Evidently's "chisquare"); the
+  categories' one is also ``ColumnDrift.chi2_two_sample_p`` (None for numbers),
+  the column the drift table shows;
 - the prediction column (if any) the same way, reported apart from the features and
   not counted in the drift share.
 
@@ -33,19 +37,46 @@ import pandas as pd
 # The fixed tests that give every column a p-value, whatever the sample size.
 P_VALUE_TEST = {"numerical": "ks", "categorical": "chi2_two_sample"}
 
+# What a drift method's value is: "p_value" (small = drift) or "distance" (large =
+# drift; PSI and KL divergence count as distances here). Evidently (0.7.23) has no
+# such flag, so this reads its method names: the ones ending in "p_value" (K-S,
+# chi-square, Z-test: its defaults) and these other tests, whose value is a p-value.
+_P_VALUE_METHODS = frozenset(
+    {"Anderson-Darling", "Cramer-von Mises", "Epps-Singleton", "Fisher's Exact test",
+     "g_test", "Mann-Whitney U-rank test", "t_test"}
+)  # fmt: skip
+
+
+def value_kind(method: str) -> str:
+    """``"p_value"`` or ``"distance"`` for a method named as Evidently reports it."""
+    return "p_value" if method.endswith("p_value") or method in _P_VALUE_METHODS else "distance"
+
 
 @dataclass
 class ColumnDrift:
-    """One column's drift: Evidently's default score and decision, plus a p-value."""
+    """One column's drift: Evidently's default method, its value, threshold and
+    decision; plus a p-value of a fixed two-sample test, reported alongside."""
 
     column: str
     kind: str  # "numerical" or "categorical"
-    statistic: float  # the score of the default method (a distance, or a p-value on small samples)
-    statistic_method: str  # as Evidently names it, e.g. "Wasserstein distance (normed)", "K-S p_value"
+    statistic: float  # the value of ``statistic_method``: a distance, or a p-value (see ``value_kind``)
+    statistic_method: str  # Evidently's method for the decision, as it names it, e.g. "Wasserstein distance (normed)", "K-S p_value"
     p_value: float | None  # from ``test_method``
     test_method: str | None  # "ks" or "chi2_two_sample"
-    threshold: float  # of the default method
-    drifted: bool  # Evidently's decision with the default method
+    threshold: float  # of ``statistic_method``
+    drifted: bool  # Evidently's decision with ``statistic_method``
+    value_kind: str = "distance"  # of ``statistic``: "distance" (drift when >= threshold) or "p_value" (drift when below it)
+    chi2_two_sample_p: float | None = None  # the project's two-sample chi-square p-value; categorical columns only
+
+    @property
+    def method(self) -> str:
+        """The method Evidently decided drift with (``statistic_method``)."""
+        return self.statistic_method
+
+    @property
+    def value(self) -> float:
+        """That method's value (``statistic``): a distance or a p-value, per ``value_kind``."""
+        return self.statistic
 
 
 @dataclass
@@ -148,15 +179,18 @@ def drift_report(
         if score not in values or score not in failed or pvalue not in values:
             raise RuntimeError(f"Evidently returned no drift result for column {column!r}")
         config = values[score]["config"]
+        method, p_value = str(config["method"]), float(values[pvalue]["value"])
         return ColumnDrift(
             column=column,
             kind=kinds[column],
             statistic=float(values[score]["value"]),
-            statistic_method=str(config["method"]),
-            p_value=float(values[pvalue]["value"]),
+            statistic_method=method,
+            p_value=p_value,
             test_method=P_VALUE_TEST[kinds[column]],
             threshold=float(config["threshold"]),
             drifted=failed[score],
+            value_kind=value_kind(method),
+            chi2_two_sample_p=p_value if kinds[column] == "categorical" else None,
         )
 
     feature_drift = [column_drift(c) for c in features]

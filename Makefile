@@ -55,11 +55,13 @@ bench: install
 ui: install
 	$(BIN)/dagster dev
 
-# Serve the champion over HTTP (POST /invocations); MLFLOW_TRACKING_URI picks the registry.
+# Serve a registered model's champion over HTTP (POST /invocations):
+# `make serve MODEL=<registered model>`; MLFLOW_TRACKING_URI picks the registry.
 # mlflow execs uvicorn by name, hence the venv's bin on PATH.
+MODEL ?= smartstream-employees-attrition
 serve: install
 	PATH=$(CURDIR)/$(BIN):$$PATH MLFLOW_TRACKING_URI=$${MLFLOW_TRACKING_URI:-sqlite:///$(CURDIR)/.smartstream/mlflow.db} \
-		$(BIN)/mlflow models serve -m models:/smartstream-employees-attrition@champion --env-manager local \
+		$(BIN)/mlflow models serve -m 'models:/$(MODEL)@champion' --env-manager local \
 		-h 127.0.0.1 -p 5001 -w 1
 
 # The embedded MLflow store (runs, registry, aliases); with `make stack`, its server's UI instead.

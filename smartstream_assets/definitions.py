@@ -4,13 +4,12 @@ import warnings
 
 import dagster as dg
 
-from .assets.employees import EMPLOYEES_ASSETS, HEADCOUNT_KEY, DASHBOARD_KEY
 from .assets.ingestion import build_ingestion_assets
 from .assets.ml import build_ml_assets
-from .domains import all_domains
+from .domains import DomainPlugin, all_plugins
 from .jobs import build_ingest_job, build_retrain_job, build_scoring_job
 from .resources import AlertResource, LakeResource, MlflowResource, PredictionsDbResource
-from .schedules import build_monthly_scoring_schedule
+from .schedules import build_scoring_schedule
 from .sensors import build_raw_sensor, build_retrain_sensor
 from .tables import load_tables
 
@@ -18,24 +17,40 @@ from .tables import load_tables
 # its beta warning would print on every load of the code location.
 warnings.filterwarnings("ignore", message=".*backfill_policy.*", category=dg.BetaWarning)
 
-# What each domain adds to its monthly scoring run beyond the shared assets.
-DOMAIN_EXTRAS = {"employees": (EMPLOYEES_ASSETS, [HEADCOUNT_KEY, DASHBOARD_KEY])}
 
-
-def build_definitions() -> dg.Definitions:
-    assets, jobs, sensors, schedules = [], [], [], []
-    for spec in load_tables().values():
+def build_table_pieces(tables) -> tuple[list, list, list]:
+    """Each table's ingestion assets, ingest job and raw sensor: (assets, jobs, sensors)."""
+    assets, jobs, sensors = [], [], []
+    for spec in tables:
         assets += build_ingestion_assets(spec)
         job = build_ingest_job(spec)
         jobs.append(job)
         sensors.append(build_raw_sensor(spec, job))
-    for domain in all_domains():
-        extra_assets, extra_keys = DOMAIN_EXTRAS.get(domain.name, ([], []))
-        assets += build_ml_assets(domain) + list(extra_assets)
-        retrain, scoring = build_retrain_job(domain), build_scoring_job(domain, extra_keys)
+    return assets, jobs, sensors
+
+
+def build_domain_pieces(plugins: list[DomainPlugin]) -> tuple[list, list, list, list]:
+    """Each domain's shared ML assets plus the extras it declares, its retrain and scoring
+    jobs (the declared extras join scoring), retrain sensor and scoring schedule:
+    (assets, jobs, sensors, schedules)."""
+    assets, jobs, sensors, schedules = [], [], [], []
+    for plugin in plugins:
+        domain, extras = plugin.domain, plugin.load_extras()
+        assets += build_ml_assets(domain) + list(extras.assets)
+        retrain, scoring = build_retrain_job(domain), build_scoring_job(domain, list(extras.scoring_keys))
         jobs += [retrain, scoring]
         sensors.append(build_retrain_sensor(domain, retrain))
-        schedules.append(build_monthly_scoring_schedule(domain, scoring))
+        schedules.append(build_scoring_schedule(domain, scoring))
+    return assets, jobs, sensors, schedules
+
+
+def build_definitions(plugins: list[DomainPlugin] | None = None, tables=None) -> dg.Definitions:
+    """The code location: every table of the registry (``tables.yaml``) and every domain
+    of the domain registry, unless given."""
+    table_specs = load_tables().values() if tables is None else tables
+    assets, jobs, sensors = build_table_pieces(table_specs)
+    domain_assets, domain_jobs, domain_sensors, schedules = build_domain_pieces(all_plugins() if plugins is None else plugins)
+    assets, jobs, sensors = assets + domain_assets, jobs + domain_jobs, sensors + domain_sensors
     return dg.Definitions(
         assets=assets,
         jobs=jobs,

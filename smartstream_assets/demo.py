@@ -119,7 +119,8 @@ def summary(lake: Lake, tables) -> str:
 
 
 def ml_summary(lake: Lake) -> str:
-    """Each domain's champion, its latest scores and drift report."""
+    """Each domain's champion, its latest scores and drift report: one table per set of
+    summary metrics the domains declare (``summary_metrics``)."""
     import json
 
     from .assets.ml import drift_report_key, latest_run_date, predictions_key
@@ -127,21 +128,30 @@ def ml_summary(lake: Lake) -> str:
     from .ml.registry import CHAMPION, Registry
 
     registry = Registry()
-    lines = ["| model | champion | ROC AUC | F1 | scored | run date | drift share | report |", "|---|---|---:|---:|---:|---|---:|---|"]
+    tables: dict[tuple, list[str]] = {}
     for domain in all_domains():
+        names = [name for name, _ in domain.summary_metrics]
+        lines = tables.setdefault(domain.summary_metrics, _summary_header([header for _, header in domain.summary_metrics]))
         champion = registry.version(domain.registered_model, CHAMPION)
         if champion is None:
-            lines.append(f"| {domain.registered_model} | none | | | | | | |")
+            lines.append(f"| {domain.registered_model} | none |{' |' * len(names)} | | | |")
             continue
         metrics = registry.client.get_run(champion.run_id).data.metrics
         run_date = latest_run_date(lake, domain)
         scored = lake.read_parquet(predictions_key(domain, run_date)).num_rows
         drift = json.loads(lake.read_bytes(drift_report_key(domain, run_date, "json")))
+        values = "".join(f" {metrics.get(name, 0):.3f} |" for name in names)
         lines.append(
-            f"| {domain.registered_model} | v{champion.version} | {metrics.get('roc_auc', 0):.3f} | {metrics.get('f1', 0):.3f} "
-            f"| {scored} | {run_date} | {drift['drift_share']:.2f} | {lake.describe(drift_report_key(domain, run_date, 'html'))} |"
+            f"| {domain.registered_model} | v{champion.version} |{values} "
+            f"{scored} | {run_date} | {drift['drift_share']:.2f} | {lake.describe(drift_report_key(domain, run_date, 'html'))} |"
         )
-    return "\n".join(lines)
+    return "\n\n".join("\n".join(lines) for lines in tables.values())
+
+
+def _summary_header(metric_headers: list[str]) -> list[str]:
+    columns = ["model", "champion", *metric_headers, "scored", "run date", "drift share", "report"]
+    aligns = ["---", "---", *["---:"] * len(metric_headers), "---:", "---", "---:", "---"]
+    return [f"| {' | '.join(columns)} |", f"|{'|'.join(aligns)}|"]
 
 
 if __name__ == "__main__":

@@ -8,8 +8,9 @@ import logging
 import dagster as dg
 import numpy as np
 import pytest
+from dagster import serialize_value
+# Private on purpose: RepositorySnap is exactly what the webserver/UI receives; no public API exposes it.
 from dagster._core.remote_representation.external_data import RepositorySnap
-from dagster._serdes import serialize_value
 
 from smartstream_assets.ml.alerts import (
     SNS_TOPIC_ENV,

@@ -166,3 +166,28 @@ def test_using_a_registry_leaves_mlflows_process_settings_as_they_were(registry,
     assert "MLFLOW_TRACKING_URI" not in os.environ and "MLFLOW_REGISTRY_URI" not in os.environ
     assert mlflow.get_tracking_uri() != registry.tracking_uri
     assert Registry().tracking_uri != registry.tracking_uri
+
+
+def test_the_gate_decides_on_the_version_it_is_given_even_when_the_challenger_alias_moved(registry, d, log_candidate):
+    first = log_candidate(seed=2)
+    second = log_candidate(seed=3)  # registered by a concurrent run: the challenger now
+    assert registry.version(d.registered_model, "challenger").version == second.version
+    outcome = deployment.run_gate(registry, d, ANY, requires_approval=True, version=first.version)
+    assert outcome.candidate.version == first.version and outcome.challenger_now == second.version and outcome.alias_moved
+    assert outcome.decision.action == "promote" and registry.version(d.registered_model, CHAMPION).version == first.version
+    assert "smartstream.gate" not in registry.get_version(d.registered_model, second.version).tags
+
+
+def test_the_gate_fails_with_what_to_do_when_its_version_is_not_in_the_registry(registry, d, log_candidate):
+    log_candidate(seed=2)
+    with pytest.raises(deployment.DeploymentError, match="has no version 9, the one models/employees_attrition registered"):
+        deployment.run_gate(registry, d, ANY, requires_approval=True, version="9")
+
+
+def test_a_candidate_whose_protected_facet_was_not_measured_is_rejected(registry, d, trained):
+    c, fairness, settings = trained(2)
+    unmeasured = registry.log_candidate(d, c, {"City": fairness["City"]}, settings, plots={})  # no Gender
+    outcome = deployment.run_gate(registry, d, ANY, requires_approval=False, version=unmeasured.version)
+    assert outcome.decision.action == "reject"
+    assert "fairness of protected facet Gender was not measured: a candidate is not deployed without it" in outcome.decision.reasons
+    assert registry.version(d.registered_model, CHAMPION) is None

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import dagster as dg
 import pandas as pd
+import pytest
 
 from smartstream_assets import ingestion
 from smartstream_assets.definitions import defs
@@ -160,11 +161,11 @@ def test_a_held_candidate_becomes_champion_when_a_person_approves_it(tmp_path):
     assert meta(held, "deployments/employees_attrition")["status"] == "held for approval", meta(held, "deployments/employees_attrition")["reasons"]
     assert project.registry.version(ATTRITION.registered_model, CHAMPION).version == "1"
 
-    nobody = dg.materialize(
-        list(defs.assets), selection=dg.AssetSelection.assets(APPROVAL), resources=project.resources,
-        instance=project.instance, raise_on_error=False, run_config=QUIET,
-    )  # fmt: skip
-    assert not nobody.success  # approved_by is required
+    with pytest.raises(dg.DagsterInvalidConfigError, match="approved_by"):  # approved_by is required
+        dg.materialize(
+            list(defs.assets), selection=dg.AssetSelection.assets(APPROVAL), resources=project.resources,
+            instance=project.instance, raise_on_error=False, run_config=QUIET,
+        )  # fmt: skip
     # the README's approval command, through the real CLI, on the same lake and MLflow store
     env = fresh_project_env(tmp_path / "cli")
     env.update(SMARTSTREAM_LAKE=project.lake.url, MLFLOW_TRACKING_URI=project.tracking_uri)
@@ -185,12 +186,20 @@ def test_the_fairness_check_fails_with_severity_error_on_a_biased_dataset(tmp_pa
     staff = EmployeeSimulator(4).full_load(1500, datetime(2026, 6, 1, tzinfo=timezone.utc))
     staff["LeaveOrNot"] = (staff["Gender"] == "Female").astype("int64")  # who leaves is who she is
     _write_current(project.lake, staff)
-    result = project.materialize(job_selection("employees_retrain"), {"ops": {"models__employees_attrition": {"config": {"trials": 2}}}})
+    result = dg.materialize(
+        list(defs.assets), selection=job_selection("employees_retrain"), resources=project.resources,
+        instance=project.instance, raise_on_error=False,
+        run_config={**QUIET, "ops": {"models__employees_attrition": {"config": {"trials": 2}}}},
+    )  # fmt: skip
+    assert not result.success  # the check is blocking for protected facets: the gate does not run
     [check] = result.get_asset_check_evaluations()
     assert check.check_name == "fairness" and check.passed is False
     assert check.severity == dg.AssetCheckSeverity.ERROR
     assert check.metadata["worst_facet"].value == "Gender" and check.metadata["worst_difference"].value > 0.9
-    gate = meta(result, "deployments/employees_attrition")
+    assert not [e for e in result.get_asset_materialization_events() if e.asset_key.to_user_string() == "deployments/employees_attrition"]
+    assert project.registry.version(ATTRITION.registered_model, CHAMPION) is None
+    # the gate run on its own decides on that candidate by the same rule: rejected
+    gate = meta(project.materialize(dg.AssetSelection.assets(dg.AssetKey(["deployments", "employees_attrition"]))), "deployments/employees_attrition")
     assert gate["status"] == "rejected" and "demographic-parity difference" in gate["reasons"]
 
 

@@ -10,6 +10,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from smartstream_assets.domains.employees import ATTRITION
 from smartstream_assets.ml import plots
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
@@ -48,7 +49,7 @@ def png_size(png: bytes) -> tuple[int, int]:
         (plots.bar_chart, (["Bangalore", "Pune", "New Delhi"], [812, 433, 255], "Employees per city")),
         (plots.feature_importance, ({f"feature_{i}": 1 / (i + 1) for i in range(40)},)),
         (plots.forecast_chart, (HISTORY, FORECAST, "Headcount")),
-        (plots.stay_leave_counts, ({0: 1180, 1: 320},)),
+        (plots.class_counts, ({0: 1180, 1: 320},)),
     ],
 )
 def test_every_chart_is_a_modest_png(helper, args):
@@ -60,7 +61,7 @@ def test_every_chart_is_a_modest_png(helper, args):
 
 
 def test_markdown_embeds_the_png_as_base64():
-    png = png_of(plots.stay_leave_counts, {0: 10, 1: 3})
+    png = png_of(plots.class_counts, {0: 10, 1: 3})
     text = plots.markdown_image(png, "Predicted [stay] / leave\nMarch")
     match = re.fullmatch(r"!\[([^\[\]\n]*)\]\(data:image/png;base64,([A-Za-z0-9+/=]+)\)", text)
     assert match is not None
@@ -89,10 +90,22 @@ def test_bar_chart_writes_values_on_the_bars():
     assert [t.get_text() for t in ax.texts] == ["3", "12"]
 
 
-def test_stay_leave_counts_names_the_classes_and_their_shares():
-    ax = drawn(plots.stay_leave_counts, {0: 750, 1: 250})
+def test_class_counts_names_the_classes_by_the_domains_labels_and_their_shares():
+    ax = drawn(plots.class_counts, {0: 750, 1: 250}, labels=ATTRITION.class_label_map, colours=ATTRITION.class_colour_map, title="Stay / leave")
     assert [tick.get_text() for tick in ax.get_xticklabels()] == ["Stay", "Leave"]
     assert [t.get_text() for t in ax.texts] == ["750 (75%)", "250 (25%)"]
+    assert ax.get_title() == "Stay / leave"
+    from matplotlib.colors import to_hex
+
+    assert [to_hex(p.get_facecolor()) for p in ax.patches] == list(ATTRITION.class_colours)
+
+
+def test_class_counts_without_labels_shows_the_keys_in_the_default_colour():
+    ax = drawn(plots.class_counts, {"low": 5, 1: 3})
+    assert [tick.get_text() for tick in ax.get_xticklabels()] == ["low", "1"]
+    from matplotlib.colors import to_hex
+
+    assert {to_hex(p.get_facecolor()) for p in ax.patches} == {plots.DEFAULT_COLOUR}
 
 
 def test_forecast_chart_shades_the_interval_between_history_and_forecast_lines():
@@ -106,7 +119,17 @@ def test_forecast_chart_shades_the_interval_between_history_and_forecast_lines()
 
 def test_dashboard_puts_the_three_panels_side_by_side_in_one_modest_png():
     importances = {"JoiningYear": 0.4, "Age": 0.3, "City": 0.2}
-    fig = plots.dashboard({"stay": 1100, "leave": 400}, importances, HISTORY, FORECAST, "employees — champion v3")
+    fig = plots.dashboard(
+        {"stay": 1100, "leave": 400},
+        importances,
+        HISTORY,
+        FORECAST,
+        "employees — champion v3",
+        labels=ATTRITION.class_label_map,
+        colours=ATTRITION.class_colour_map,
+        counts_title="Stay / leave",
+        forecast_title="Headcount and forecast",
+    )
     assert [ax.get_title() for ax in fig.axes] == ["Stay / leave", "Feature importance (top 3)", "Headcount and forecast"]
     assert [t.get_text() for t in fig.axes[0].get_xticklabels()] == ["Stay", "Leave"]
     assert fig.get_suptitle() == "employees — champion v3"
@@ -133,7 +156,7 @@ def test_charts_render_off_screen_without_pyplot():
         "import sys\n"
         "from smartstream_assets.ml import plots\n"
         "fig, ax = plots.new_figure()\n"
-        "plots.stay_leave_counts(ax, {0: 3, 1: 1})\n"
+        "plots.class_counts(ax, {0: 3, 1: 1})\n"
         "png = plots.png_bytes(fig)\n"
         "import matplotlib\n"
         "print(matplotlib.get_backend().lower(), 'matplotlib.pyplot' in sys.modules, png[:4] == b'\\x89PNG')\n"

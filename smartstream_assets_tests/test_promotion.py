@@ -102,3 +102,31 @@ def test_the_cursor_round_trips_and_an_unreadable_one_starts_over():
     cursor = RetrainCursor(5, 123.5)
     assert RetrainCursor.from_json(cursor.to_json()) == cursor
     assert RetrainCursor.from_json("{broken") == RetrainCursor()
+
+
+# ------------------------------------------------- fairness: one rule, fails closed
+
+
+def test_a_candidate_with_an_unmeasured_protected_facet_is_rejected_even_if_all_else_passes():
+    d = decide_promotion(GateInput(GOOD, 0.0, fairness_missing=("Gender",)), BAR, requires_approval=False)
+    assert d.action == "reject"
+    assert d.reasons == ["fairness of protected facet Gender was not measured: a candidate is not deployed without it"]
+
+
+def test_the_fairness_rule_takes_the_worst_protected_facet_and_lists_the_unmeasured_ones():
+    from smartstream_assets.ml.fairness import protected_fairness
+
+    rule = protected_fairness({"Gender": 0.2, "Age": 0.4, "City": 0.9}, ["Gender", "Age"])
+    assert (rule.worst_facet, rule.worst, rule.missing) == ("Age", 0.4, ())  # City is not protected
+    closed = protected_fairness({"Gender": float("nan"), "City": 0.1}, ["Gender", "Race"])
+    assert closed.missing == ("Gender", "Race") and not closed.measured
+    assert closed.missing_reason() == "fairness of protected facets Gender, Race was not measured: a candidate is not deployed without it"
+    assert protected_fairness({}, []).measured  # nothing protected: nothing missing
+
+
+def test_protecting_a_facet_the_domain_does_not_measure_is_a_definition_error():
+    from smartstream_assets.ml.fairness import FairnessDefinitionError, validate_protected_facets
+
+    validate_protected_facets("employees", ("Gender", "City"), ("Gender",))
+    with pytest.raises(FairnessDefinitionError, match="domain employees: protected_facets Race are not among its facets \\(Gender, City\\)"):
+        validate_protected_facets("employees", ("Gender", "City"), ("Gender", "Race"))

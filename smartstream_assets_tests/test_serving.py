@@ -91,6 +91,18 @@ def test_mlflow_models_serve_answers_probabilities_from_the_champion_alias(serve
     np.testing.assert_allclose(served, local, rtol=1e-6)
 
 
+@pytest.mark.parametrize("model", [None, "smartstream-loans-default"])
+def test_make_serve_serves_the_champion_of_the_model_given(model):
+    """`make serve MODEL=<registered model>` serves any domain's champion; without
+    MODEL, the attrition model's. A dry run (-n) prints the command without running it."""
+    root = Path(__file__).resolve().parents[1]
+    args = ["make", "-n", "-C", str(root), "serve"] + ([f"MODEL={model}"] if model else [])
+    out = subprocess.run(args, capture_output=True, text=True, check=True, timeout=60).stdout
+    wanted = model or ATTRITION.registered_model
+    assert f"mlflow models serve -m 'models:/{wanted}@champion' --env-manager local" in out
+    assert "--env-manager local" in out and "-h 127.0.0.1" in out
+
+
 def test_predictions_are_upserted_into_postgres_once_per_run_date_and_employee(served_project, postgres_server, monkeypatch):  # noqa: F811
     monkeypatch.setenv("SMARTSTREAM_PREDICTIONS_DB", postgres_server.url)
     served_project.resources["predictions_db"] = PredictionsDbResource()

@@ -9,8 +9,9 @@ import dagster as dg
 import numpy as np
 import pandas as pd
 import pytest
+from dagster import serialize_value
+# Private on purpose: RepositorySnap is exactly what the webserver/UI receives; no public API exposes it.
 from dagster._core.remote_representation.external_data import RepositorySnap
-from dagster._serdes import serialize_value
 
 from smartstream_assets.ml.sinks import PREDICTIONS_DB_ENV, SinkError, upsert_rows
 from smartstream_assets.resources import PredictionsDbResource

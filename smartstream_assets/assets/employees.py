@@ -72,21 +72,33 @@ def dashboard(context: dg.AssetExecutionContext, lake: LakeResource, mlflow: Mlf
 
     store = lake.get()
     features = store.read_parquet(features_key(ATTRITION)).to_pandas()
-    counts = features[ATTRITION.target].map({0: "stay", 1: "leave"}).value_counts().to_dict()
+    stay, leave = ATTRITION.class_labels
+    counts = {0: int(features[ATTRITION.target].eq(0).sum()), 1: int(features[ATTRITION.target].eq(1).sum())}
     registry = mlflow.registry()
     champion = registry.version(ATTRITION.registered_model, CHAMPION)
     importance = registry.load_dict(champion.run_id, "feature_importance.json") if champion else {}
     history, forecast = store.read_parquet(HISTORY).to_pandas(), store.read_parquet(FORECAST).to_pandas()
     title = f"employees — attrition champion v{champion.version if champion else 'none'}"
-    png = plots.png_bytes(plots.dashboard(counts, importance, history, forecast, title))
+    figure = plots.dashboard(
+        counts,
+        importance,
+        history,
+        forecast,
+        title,
+        labels=ATTRITION.class_label_map,
+        colours=ATTRITION.class_colour_map,
+        counts_title=f"{stay} / {leave.lower()}",
+        forecast_title="Headcount and forecast",
+    )
+    png = plots.png_bytes(figure)
     store.write_bytes(DASHBOARD_PNG, png)
     return dg.MaterializeResult(
         metadata={
             "dashboard": dg.MetadataValue.md(plots.markdown_image(png, "employees dashboard")),
             "path": dg.MetadataValue.path(store.describe(DASHBOARD_PNG)),
             "champion_version": champion.version if champion else "none",
-            "stay": int(counts.get("stay", 0)),
-            "leave": int(counts.get("leave", 0)),
+            stay.lower(): counts[0],
+            leave.lower(): counts[1],
         }
     )
 

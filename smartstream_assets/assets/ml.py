@@ -83,7 +83,8 @@ class GateConfig(dg.Config):
 
 
 class ApprovalConfig(dg.Config):
-    approved_by: str = Field(default="", description="who approves (required): recorded on the model version")
+    # no default: a plain "Materialize" in the UI opens the config form to say who approves
+    approved_by: str = Field(description="who approves (required): recorded on the model version")
     version: str = Field(default="", description="the version to approve; empty: the challenger")
     note: str = Field(default="", description="why, for the record")
 
@@ -96,6 +97,12 @@ class ScoringConfig(dg.Config):
 
 
 def build_ml_assets(domain: ClassifierDomain) -> list:
+    from ..ml.fairness import FairnessDefinitionError, validate_protected_facets
+
+    try:
+        validate_protected_facets(domain.name, domain.facets, domain.protected_facets)
+    except FairnessDefinitionError as exc:
+        raise dg.DagsterInvalidDefinitionError(str(exc)) from None
     keys = asset_keys(domain)
     table_key = dg.AssetKey(["current", domain.table])
     group = domain.name
@@ -143,8 +150,11 @@ def build_ml_assets(domain: ClassifierDomain) -> list:
                 description=(
                     f"demographic-parity and equalized-odds differences by {', '.join(domain.facets)}: "
                     f"WARN above {domain.fairness.warn}, ERROR above {domain.fairness.error} "
-                    f"for {', '.join(domain.gated_facets)}"
+                    f"for {', '.join(domain.gated_facets)} (blocking: the gate does not run), "
+                    "and ERROR when a protected facet was not measured"
                 ),
+                # a protected facet above the bar (or unmeasured) stops the run before the gate
+                blocking=bool(domain.gated_facets),
             )
         ],
     )
@@ -219,15 +229,21 @@ def build_ml_assets(domain: ClassifierDomain) -> list:
         )
         requires_approval = domain.requires_approval if config.requires_approval is None else config.requires_approval
         registry = mlflow.registry()
+        version = candidate_version(context.instance, keys["model"], domain)
         try:
-            outcome = run_gate(registry, domain, bar, requires_approval=requires_approval)
+            outcome = run_gate(registry, domain, bar, requires_approval=requires_approval, version=version)
         except DeploymentError as exc:
             raise dg.Failure(str(exc)) from None
         decision = outcome.decision
         status = "already champion" if outcome.already_champion else decision.status
         context.log.info(f"{domain.registered_model} v{outcome.candidate.version}: {status}: " + "; ".join(decision.reasons))
+        if outcome.alias_moved:
+            context.log.warning(
+                f"{domain.registered_model}: the challenger alias now points at v{outcome.challenger_now}; "
+                f"this gate decided on v{outcome.candidate.version}, the version models/{domain.model} registered"
+            )
         if not outcome.already_champion:
-            kind = {"promote": "promoted", "hold": "held_for_approval", "reject": "rejected"}[decision.action]
+            kind = GATE_STATUS[decision.action]
             alerts.alerter(context.log).send(
                 Alert(
                     kind=kind,
@@ -240,8 +256,16 @@ def build_ml_assets(domain: ClassifierDomain) -> list:
         return dg.MaterializeResult(
             metadata={
                 "status": status,
+                "deployment_status": "already_champion" if outcome.already_champion else GATE_STATUS[decision.action],
                 "reasons": dg.MetadataValue.md("\n".join(f"- {r}" for r in decision.reasons)),
                 "candidate_version": outcome.candidate.version,
+                "challenger_now": outcome.challenger_now or "none",
+                "evaluated": (
+                    f"v{outcome.candidate.version}, registered by the latest models/{domain.model}; the challenger "
+                    f"alias has since moved to v{outcome.challenger_now}"
+                    if outcome.alias_moved
+                    else f"v{outcome.candidate.version}, registered by the latest models/{domain.model}"
+                ),
                 "champion_before": outcome.champion_before.version if outcome.champion_before else "none",
                 "champion_after": outcome.champion_after.version if outcome.champion_after else "none",
                 "comparison": dg.MetadataValue.md(comparison_markdown(outcome)),
@@ -277,9 +301,16 @@ def build_ml_assets(domain: ClassifierDomain) -> list:
                 fields={"model": domain.registered_model, "version": info.version, "approved_by": config.approved_by.strip()},
             )
         )
-        return dg.MaterializeResult(
-            metadata={"approved_version": info.version, "approved_by": config.approved_by.strip(), "note": config.note}
-        )
+        outcome = {
+            "deployment_status": "approved",
+            "promoted_version": info.version,
+            "approved_by": config.approved_by.strip(),
+            "note": config.note,
+            "status": f"v{info.version} approved by {config.approved_by.strip()}: champion",
+        }
+        # the gate's page shows its latest status: no longer "held for approval"
+        context.log_event(dg.AssetObservation(asset_key=keys["deployment"], metadata={**outcome, "champion_after": info.version}))
+        return dg.MaterializeResult(metadata={**outcome, "approved_version": info.version})
 
     assets = [features, candidate, deployment, approval]
     if domain.anomaly_model:
@@ -507,17 +538,22 @@ def latest_run_date(lake: Lake, domain: ClassifierDomain) -> str:
 
 def fairness_check(key: dg.AssetKey, domain: ClassifierDomain, fairness: dict) -> dg.AssetCheckResult:
     """Fails above ``warn`` on any facet; its severity is ERROR when a protected facet is
-    above ``error``, WARN otherwise."""
+    above ``error`` or was not measured (the rule the gate applies: fails closed), WARN otherwise."""
+    from ..ml.fairness import protected_fairness
+
     worst_facet = max(fairness, key=lambda f: fairness[f].worst_difference) if fairness else None
     worst = fairness[worst_facet].worst_difference if worst_facet else 0.0
-    protected = [fairness[f].worst_difference for f in domain.gated_facets if f in fairness]
-    severity = dg.AssetCheckSeverity.ERROR if protected and max(protected) > domain.fairness.error else dg.AssetCheckSeverity.WARN
+    protected = protected_fairness({f: r.worst_difference for f, r in fairness.items()}, domain.gated_facets)
+    failed_protected = bool(protected.missing) or protected.worst > domain.fairness.error
+    severity = dg.AssetCheckSeverity.ERROR if failed_protected else dg.AssetCheckSeverity.WARN
     return dg.AssetCheckResult(
         asset_key=key,
         check_name="fairness",
-        passed=worst <= domain.fairness.warn,
+        passed=not protected.missing and worst <= domain.fairness.warn,
         severity=severity,
+        description=protected.missing_reason(),
         metadata={
+            "unmeasured_protected_facets": dg.MetadataValue.json(list(protected.missing)),
             "worst_facet": worst_facet or "none",
             "worst_difference": dg.MetadataValue.float(worst),
             "warn_above": domain.fairness.warn,
@@ -533,6 +569,23 @@ def fairness_check(key: dg.AssetKey, domain: ClassifierDomain, fairness: dict) -
             },
         },
     )
+
+
+GATE_STATUS = {"promote": "promoted", "hold": "held_for_approval", "reject": "rejected"}
+
+
+def candidate_version(instance: dg.DagsterInstance, candidate_key: dg.AssetKey, domain: ClassifierDomain) -> str:
+    """The model version the latest materialisation of the candidate asset registered: the
+    one the gate decides on, whatever the challenger alias points at now."""
+    records = instance.fetch_materializations(candidate_key, limit=1).records
+    materialization = records[0].asset_materialization if records else None
+    entry = materialization.metadata.get("model_version") if materialization else None
+    if entry is None:
+        raise dg.Failure(
+            f"models/{domain.model} has no materialisation that registered a model version: "
+            f"materialise models/{domain.model} first, then deployments/{domain.model}"
+        )
+    return str(entry.value)
 
 
 def fairness_markdown(fairness: dict) -> str:

@@ -4,12 +4,16 @@ The shared mechanisms (training with search, registry, promotion gate, scoring,
 drift, retraining) are in ``smartstream_assets.ml`` and built into assets by
 ``smartstream_assets.assets.ml``; a domain module declares its model(s) with a
 ``ClassifierDomain`` and adds what only it has. Adding a domain is one module and
-one entry in ``DOMAINS``.
+one entry in ``DOMAIN_MODULES``: the module defines ``PLUGIN``, a ``DomainPlugin``
+holding its ``ClassifierDomain`` and, loaded lazily, its extra assets.
 """
 
 from __future__ import annotations
 
+import importlib
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 
 @dataclass(frozen=True)
@@ -28,6 +32,17 @@ class FairnessThresholds:
 
     warn: float = 0.2
     error: float = 0.35
+
+
+@dataclass(frozen=True)
+class Cadence:
+    """When a domain's batch scoring runs: a cron in ``timezone``; ``label`` names the
+    schedule (``<domain>_<label>_scoring``)."""
+
+    cron: str = "0 6 1 * *"
+    timezone: str = "UTC"
+    label: str = "monthly"
+    description: str = "the 1st of every month, 06:00 UTC"
 
 
 @dataclass(frozen=True)
@@ -61,6 +76,24 @@ class ClassifierDomain:
     # batch scoring leaves out rows already labelled positive (for attrition: people who
     # have left); the drift reference is filtered the same way, so both compare like with like
     score_only_not_positive: bool = False
+    scoring_cadence: Cadence = field(default_factory=Cadence)
+    # what class 0 and class 1 are called in charts, and their colours (empty: the default)
+    class_labels: tuple[str, str] = ("0", "1")
+    class_colours: tuple[str, ...] = ()
+    # (logged metric, column header) the demo's summary prints for the champion
+    summary_metrics: tuple[tuple[str, str], ...] = (("roc_auc", "ROC AUC"), ("f1", "F1"))
+
+    @property
+    def class_label_map(self) -> dict[Any, str]:
+        """Class key (0/1, "0"/"1" or a label in any case) → its display label."""
+        mapping: dict[Any, str] = {}
+        for key, label in enumerate(self.class_labels):
+            mapping.update({key: label, str(key): label, label.lower(): label})
+        return mapping
+
+    @property
+    def class_colour_map(self) -> dict[str, str]:
+        return dict(zip(self.class_labels, self.class_colours))
 
     @property
     def gated_facets(self) -> list[str]:
@@ -96,7 +129,34 @@ class ClassifierDomain:
         return current[wanted].reset_index(drop=True)
 
 
-def all_domains() -> list[ClassifierDomain]:
-    from .employees import ATTRITION
+@dataclass(frozen=True)
+class DomainExtras:
+    """A domain's own assets beyond the shared ones, and which of their keys join its
+    scoring job."""
 
-    return [ATTRITION]
+    assets: Sequence = ()
+    scoring_keys: Sequence = ()  # dagster AssetKeys
+
+
+@dataclass(frozen=True)
+class DomainPlugin:
+    """One registry entry: the domain's model declaration and, loaded only when the
+    code location is built (the extra assets import the domain module), its extras."""
+
+    domain: ClassifierDomain
+    extras: Callable[[], DomainExtras] | None = None
+
+    def load_extras(self) -> DomainExtras:
+        return self.extras() if self.extras is not None else DomainExtras()
+
+
+# The registry: each module defines PLUGIN. Adding a domain is one line here.
+DOMAIN_MODULES: tuple[str, ...] = (f"{__name__}.employees",)
+
+
+def all_plugins() -> list[DomainPlugin]:
+    return [importlib.import_module(module).PLUGIN for module in DOMAIN_MODULES]
+
+
+def all_domains() -> list[ClassifierDomain]:
+    return [plugin.domain for plugin in all_plugins()]

@@ -8,7 +8,7 @@ SmartStream MLOps guides this replaces. The shared assets come from
 
 from __future__ import annotations
 
-from . import ClassifierDomain, FairnessThresholds, QualityBar
+from . import Cadence, ClassifierDomain, DomainExtras, DomainPlugin, FairnessThresholds, QualityBar
 
 ATTRITION = ClassifierDomain(
     name="employees",
@@ -34,7 +34,21 @@ ATTRITION = ClassifierDomain(
     predictions_table="employee_predictions",
     # LeaveOrNot = 1 counts as an exit (see left_the_company): score those still here
     score_only_not_positive=True,
+    scoring_cadence=Cadence(cron="0 6 1 * *", timezone="UTC", label="monthly", description="the 1st of every month, 06:00 UTC"),
+    class_labels=("Stay", "Leave"),
+    class_colours=("#4c9a6a", "#d1603d"),
+    summary_metrics=(("roc_auc", "ROC AUC"), ("f1", "F1")),
 )
+
+
+def _extras() -> DomainExtras:
+    """The headcount forecast and the dashboard; both join the monthly scoring run."""
+    from ..assets.employees import DASHBOARD_KEY, EMPLOYEES_ASSETS, HEADCOUNT_KEY
+
+    return DomainExtras(assets=EMPLOYEES_ASSETS, scoring_keys=[HEADCOUNT_KEY, DASHBOARD_KEY])
+
+
+PLUGIN = DomainPlugin(domain=ATTRITION, extras=_extras)
 
 
 def left_the_company(changes):

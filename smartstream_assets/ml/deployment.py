@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from .fairness import protected_fairness
 from .promotion import PROMOTE, Decision, GateInput, decide_promotion
 from .registry import CHALLENGER, CHAMPION, Registry, VersionInfo
 from .scoring import missing_columns, model_input_columns, score_batch
@@ -28,24 +29,47 @@ class GateOutcome:
     champion_before: VersionInfo | None
     champion_after: VersionInfo | None
     already_champion: bool = False
+    challenger_now: str | None = None  # the version behind the challenger alias when the gate ran
+
+    @property
+    def alias_moved(self) -> bool:
+        """The challenger alias points at another version than the one evaluated."""
+        return self.challenger_now is not None and self.challenger_now != self.candidate.version
 
 
-def run_gate(registry: Registry, domain, bar, *, requires_approval: bool) -> GateOutcome:
-    """Evaluate the challenger against the bar and the champion; promote, hold or reject it."""
+def run_gate(registry: Registry, domain, bar, *, requires_approval: bool, version: str | None = None) -> GateOutcome:
+    """Evaluate a candidate against the bar and the champion; promote, hold or reject it.
+
+    ``version`` is the candidate to decide on: the version the upstream candidate
+    materialisation registered. The challenger alias may have moved since (a concurrent
+    run registered another candidate); the gate still decides on ``version``. Without it
+    (tests, scripts), the challenger is evaluated."""
     name = domain.registered_model
-    candidate = registry.version(name, CHALLENGER)
-    if candidate is None:
-        raise DeploymentError(f"{name} has no challenger: materialise models/{domain.model} first")
+    challenger = registry.version(name, CHALLENGER)
+    if version is None:
+        candidate = challenger
+        if candidate is None:
+            raise DeploymentError(f"{name} has no challenger: materialise models/{domain.model} first")
+    else:
+        try:
+            candidate = registry.get_version(name, str(version))
+        except Exception:  # noqa: BLE001 - MlflowException: the version is gone
+            raise DeploymentError(
+                f"{name} has no version {version}, the one models/{domain.model} registered; "
+                f"materialise models/{domain.model} again"
+            ) from None
     champion = registry.version(name, CHAMPION)
     metrics = registry.client.get_run(candidate.run_id).data.metrics
-    fairness = max(
-        [metrics.get(f"fairness.{facet}.demographic_parity_difference", 0.0) for facet in domain.gated_facets] or [0.0]
+    fairness = protected_fairness(
+        {facet: metrics.get(f"fairness.{facet}.demographic_parity_difference") for facet in domain.gated_facets},
+        domain.gated_facets,
     )
     candidate_metrics = {k: metrics[k] for k in ("accuracy", "precision", "recall", "f1", "roc_auc") if k in metrics}
+    challenger_now = challenger.version if challenger else None
     if champion is not None and champion.version == candidate.version:
-        gate = GateInput(candidate_metrics, fairness)
+        gate = GateInput(candidate_metrics, fairness.worst, fairness_missing=fairness.missing)
         decision = Decision(PROMOTE, [f"v{candidate.version} is already the champion"])
-        return GateOutcome(decision, gate, candidate, champion, champion, already_champion=True)
+        return GateOutcome(decision, gate, candidate, champion, champion, already_champion=True, challenger_now=challenger_now)
 
     champion_metrics = None
     if champion is not None:
@@ -61,13 +85,16 @@ def run_gate(registry: Registry, domain, bar, *, requires_approval: bool) -> Gat
             )
         proba = served.predict_proba(holdout[needs])[:, 1]
         champion_metrics, _ = classification_metrics(holdout[domain.target].astype(int), proba)
-    gate = GateInput(candidate_metrics, fairness, champion_metrics, champion.version if champion else None)
+    gate = GateInput(
+        candidate_metrics, fairness.worst, champion_metrics, champion.version if champion else None,
+        fairness_missing=fairness.missing,
+    )
     decision = decide_promotion(gate, bar, requires_approval=requires_approval)
     if decision.action == PROMOTE:
         promote(registry, domain, candidate.version)
     else:
         registry.tag_version(name, candidate.version, {GATE_TAG: HELD if decision.action == "hold" else "rejected", "smartstream.gate_reasons": "; ".join(decision.reasons)[:5000]})
-    return GateOutcome(decision, gate, candidate, champion, registry.version(name, CHAMPION))
+    return GateOutcome(decision, gate, candidate, champion, registry.version(name, CHAMPION), challenger_now=challenger_now)
 
 
 def promote(registry: Registry, domain, version: str, tags: dict | None = None) -> None:

@@ -107,3 +107,62 @@ def fairness_report(candidate, facets: list[str]) -> dict[str, FacetFairness]:
         )
         for facet in facets
     }
+
+
+# --------------------------------------------------------- the rule for protected facets
+
+
+class FairnessDefinitionError(ValueError):
+    """A domain's fairness declaration cannot be honoured (e.g. protected facets it does not measure)."""
+
+
+def validate_protected_facets(name: str, facets, protected) -> None:
+    """A domain may protect only facets it measures: a protected facet outside ``facets``
+    would never have a value, so the gate and the check could never hold it to the bar.
+    Raises ``FairnessDefinitionError`` naming the facets."""
+    unknown = [f for f in protected if f not in facets]
+    if unknown:
+        raise FairnessDefinitionError(
+            f"domain {name}: protected_facets {', '.join(unknown)} are not among its facets "
+            f"({', '.join(facets) or 'none'}); add them to facets or remove them from protected_facets"
+        )
+
+
+@dataclass(frozen=True)
+class ProtectedFairness:
+    """The worst measured value over the protected facets, and the protected facets with no
+    measured value. Fails closed: a missing (or NaN) value is never taken as fair."""
+
+    worst_facet: str | None
+    worst: float
+    missing: tuple[str, ...] = ()
+
+    @property
+    def measured(self) -> bool:
+        return not self.missing
+
+    def missing_reason(self) -> str | None:
+        return unmeasured_reason(self.missing) if self.missing else None
+
+
+def unmeasured_reason(missing) -> str:
+    """Why a candidate whose protected facets ``missing`` were not measured is rejected."""
+    return (
+        f"fairness of protected facet{'s' if len(missing) > 1 else ''} {', '.join(missing)} "
+        "was not measured: a candidate is not deployed without it"
+    )
+
+
+def protected_fairness(measured: dict, protected) -> ProtectedFairness:
+    """The one fairness rule of the gate and the fairness check: ``measured`` maps a facet to
+    its value (None or absent: not measured); over ``protected`` the worst value counts and
+    every facet without a value is listed as missing."""
+    values, missing = {}, []
+    for facet in protected:
+        value = measured.get(facet)
+        if value is None or not np.isfinite(float(value)):
+            missing.append(facet)
+        else:
+            values[facet] = float(value)
+    worst_facet = max(values, key=values.get) if values else None
+    return ProtectedFairness(worst_facet, values[worst_facet] if worst_facet else 0.0, tuple(missing))

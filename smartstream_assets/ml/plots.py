@@ -18,8 +18,7 @@ import pandas as pd
 DPI = 90
 # Dagster keeps metadata in its event log; a chart must not bloat it.
 MAX_MARKDOWN_BYTES = 500_000
-_LABELS = {0: "Stay", 1: "Leave", "0": "Stay", "1": "Leave", "stay": "Stay", "leave": "Leave"}
-_STAY_LEAVE_COLOURS = {"Stay": "#4c9a6a", "Leave": "#d1603d"}
+DEFAULT_COLOUR = "#4c72b0"
 
 
 def new_figure(width: float = 6.0, height: float = 3.5):
@@ -28,14 +27,28 @@ def new_figure(width: float = 6.0, height: float = 3.5):
     return fig, fig.add_subplot()
 
 
-def dashboard(counts: Mapping, importances: Mapping[str, float], history: pd.DataFrame, forecast: pd.DataFrame, title: str, *, top: int = 10):
-    """The attrition prototype's figure: stay/leave counts, feature importance, and
-    headcount history with its forecast, side by side under ``title``. Returns the Figure."""
+def dashboard(
+    counts: Mapping,
+    importances: Mapping[str, float],
+    history: pd.DataFrame,
+    forecast: pd.DataFrame,
+    title: str,
+    *,
+    top: int = 10,
+    labels: Mapping | None = None,
+    colours: Mapping[str, str] | None = None,
+    counts_title: str = "Classes",
+    forecast_title: str = "History and forecast",
+    column: str = "headcount",
+):
+    """Class counts (``class_counts`` with the domain's ``labels`` and ``colours``),
+    feature importance, and a history with its forecast, side by side under ``title``.
+    Returns the Figure."""
     fig = _figure(15.0, 4.2)
     counts_ax, importance_ax, forecast_ax = fig.subplots(1, 3, width_ratios=[1, 1.4, 1.6])
-    stay_leave_counts(counts_ax, counts)
+    class_counts(counts_ax, counts, labels=labels, colours=colours, title=counts_title)
     feature_importance(importance_ax, importances, top=top)
-    forecast_chart(forecast_ax, history, forecast, "Headcount and forecast")
+    forecast_chart(forecast_ax, history, forecast, forecast_title, column=column)
     fig.suptitle(title)
     return fig
 
@@ -67,7 +80,7 @@ def markdown_image(png: bytes, alt: str) -> str:
 
 def bar_chart(ax, labels: Sequence, values: Sequence[float], title: str) -> None:
     """Vertical bars with their values written on top."""
-    bars = ax.bar([str(label) for label in labels], list(values), color="#4c72b0")
+    bars = ax.bar([str(label) for label in labels], list(values), color=DEFAULT_COLOUR)
     ax.bar_label(bars, fmt=_number_format(values), padding=2, fontsize=8)
     ax.set_title(title)
     ax.margins(y=0.12)  # room for the value labels
@@ -85,7 +98,7 @@ def feature_importance(ax, importances: Mapping[str, float], top: int = 15, titl
     ranked = sorted(importances.items(), key=lambda item: abs(item[1]), reverse=True)[:top]
     names = [name for name, _ in reversed(ranked)]
     values = [value for _, value in reversed(ranked)]
-    bars = ax.barh(names, values, color="#4c72b0")
+    bars = ax.barh(names, values, color=DEFAULT_COLOUR)
     ax.bar_label(bars, fmt="%.3g", padding=2, fontsize=8)
     ax.set_title(title or f"Feature importance (top {len(ranked)})")
     ax.margins(x=0.15)
@@ -99,7 +112,7 @@ def forecast_chart(
     ``yhat_lower``, ``yhat_upper``) dashed with its interval shaded."""
     import matplotlib.dates as mdates
 
-    ax.plot(pd.to_datetime(history["month"]), history[column], color="#4c72b0", marker="o", markersize=3, label="actual")
+    ax.plot(pd.to_datetime(history["month"]), history[column], color=DEFAULT_COLOUR, marker="o", markersize=3, label="actual")
     months = pd.to_datetime(forecast["month"])
     ax.fill_between(months, forecast["yhat_lower"], forecast["yhat_upper"], color="#dd8452", alpha=0.25, label="interval")
     ax.plot(months, forecast["yhat"], color="#dd8452", linestyle="--", marker="o", markersize=3, label="forecast")
@@ -111,18 +124,22 @@ def forecast_chart(
     ax.spines[["top", "right"]].set_visible(False)
 
 
-def stay_leave_counts(ax, counts: Mapping) -> None:
-    """Bars of predicted (or actual) stays and leaves with count and share.
+def class_counts(
+    ax, counts: Mapping, labels: Mapping | None = None, colours: Mapping[str, str] | None = None, title: str = "Classes"
+) -> None:
+    """Bars of predicted (or actual) counts per class with count and share.
 
-    Keys 0/1 (also "0"/"1", "stay"/"leave") are shown as Stay/Leave, other keys as given.
+    ``labels`` maps a class key (as given, or a string key lower-cased) to its display
+    label, e.g. a domain's ``class_label_map``; other keys are shown as given.
+    ``colours`` maps a display label to its bar colour.
     """
-    labels = [_LABELS.get(key.lower() if isinstance(key, str) else key, str(key)) for key in counts]
+    labels, colours = labels or {}, colours or {}
+    shown = [labels.get(key, labels.get(key.lower() if isinstance(key, str) else key, str(key))) for key in counts]
     values = [int(v) for v in counts.values()]
     total = sum(values) or 1
-    colours = [_STAY_LEAVE_COLOURS.get(label, "#4c72b0") for label in labels]
-    bars = ax.bar(labels, values, color=colours)
+    bars = ax.bar(shown, values, color=[colours.get(label, DEFAULT_COLOUR) for label in shown])
     ax.bar_label(bars, labels=[f"{v:,} ({v / total:.0%})" for v in values], padding=2, fontsize=8)
-    ax.set_title("Stay / leave")
+    ax.set_title(title)
     ax.margins(y=0.12)
     ax.spines[["top", "right"]].set_visible(False)
 

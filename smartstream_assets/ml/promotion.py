@@ -12,6 +12,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Literal
 
+from .fairness import unmeasured_reason
+
 PROMOTE, HOLD, REJECT = "promote", "hold", "reject"
 
 # Compared on the same holdout; a tie keeps the newer model.
@@ -24,6 +26,8 @@ class GateInput:
     fairness_difference: float  # worst demographic-parity difference over the facets
     champion: dict[str, float] | None = None  # the champion's metrics on the SAME holdout
     champion_version: str | None = None
+    # protected facets with no measured fairness: the gate fails closed on them
+    fairness_missing: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -45,6 +49,8 @@ def decide_promotion(gate: GateInput, bar, *, requires_approval: bool) -> Decisi
         failures.append(f"ROC AUC {roc_auc:.3f} is below the bar {bar.min_roc_auc:.3f}")
     if not f1 >= bar.min_f1:
         failures.append(f"F1 {f1:.3f} is below the bar {bar.min_f1:.3f}")
+    if gate.fairness_missing:
+        failures.append(unmeasured_reason(gate.fairness_missing))
     if not gate.fairness_difference <= bar.max_demographic_parity_difference:
         failures.append(
             f"demographic-parity difference {gate.fairness_difference:.3f} is above the bar "

@@ -1,0 +1,148 @@
+"""Domains are plug-ins: a domain declared outside the shared code (here, in the test)
+gets its assets, jobs, sensor and schedule from the same loop as employees, under its
+own names, and the shared modules name no domain."""
+
+import inspect
+import re
+from pathlib import Path
+
+import dagster as dg
+import pytest
+
+from smartstream_assets import definitions, demo, schedules
+from smartstream_assets.domains import (
+    Cadence,
+    ClassifierDomain,
+    DomainExtras,
+    DomainPlugin,
+    all_domains,
+    all_plugins,
+)
+from smartstream_assets.domains.employees import ATTRITION
+from smartstream_assets.tables import load_tables
+
+ROOT = Path(__file__).resolve().parents[1]
+PACKAGE = ROOT / "smartstream_assets"
+
+LOANS = ClassifierDomain(
+    name="loans",
+    table="loans",
+    model="loans_default",
+    registered_model="smartstream-loans-default",
+    id_column="LoanID",
+    target="Defaulted",
+    numeric=("Amount", "TermMonths"),
+    categorical=("Purpose",),
+    scoring_cadence=Cadence(cron="0 * * * *", label="hourly", description="every hour"),
+    class_labels=("Repaid", "Defaulted"),
+    summary_metrics=(("roc_auc", "ROC AUC"),),
+)
+LOANS_REPORT_KEY = dg.AssetKey(["reports", "loans_book"])
+
+
+@dg.asset(key=LOANS_REPORT_KEY, deps=[dg.AssetKey(["predictions", "loans"])], group_name="loans")
+def loans_book() -> None:
+    """An extra asset only the loans domain has."""
+
+
+LOANS_PLUGIN = DomainPlugin(domain=LOANS, extras=lambda: DomainExtras(assets=[loans_book], scoring_keys=[LOANS_REPORT_KEY]))
+
+LOANS_TABLES = """\
+tables:
+  loans:
+    raw_prefix: raw/bank/loans/
+    format: csv
+    primary_key: [LoanID]
+    columns:
+      LoanID: int64
+      Purpose: string
+      Amount: float64
+      TermMonths: int64
+      Defaulted: int64
+"""
+
+
+@pytest.fixture(scope="module")
+def defs(tmp_path_factory) -> dg.Definitions:
+    registry = tmp_path_factory.mktemp("tables") / "loans.yaml"
+    registry.write_text(LOANS_TABLES)
+    return definitions.build_definitions(plugins=[*all_plugins(), LOANS_PLUGIN], tables=load_tables(registry).values())
+
+
+def test_the_registry_lists_employees_with_its_extras_and_cadence():
+    [plugin] = all_plugins()
+    assert plugin.domain is ATTRITION and all_domains() == [ATTRITION]
+    extras = plugin.load_extras()
+    assert {a.key for a in extras.assets} == set(extras.scoring_keys) == {
+        dg.AssetKey(["forecasts", "employees_headcount"]),
+        dg.AssetKey(["reports", "employees_dashboard"]),
+    }
+    assert (ATTRITION.scoring_cadence.cron, ATTRITION.scoring_cadence.timezone) == ("0 6 1 * *", "UTC")
+    assert ATTRITION.class_label_map[1] == "Leave" and ATTRITION.class_colour_map["Stay"] == "#4c9a6a"
+
+
+def test_a_second_domain_gets_its_own_assets_jobs_sensor_and_schedule(defs):
+    keys = set(defs.resolve_all_asset_keys())
+    for path in (["current", "loans"], ["features", "loans"], ["models", "loans_default"], ["deployments", "loans_default"],
+                 ["predictions", "loans"], ["reports", "loans_drift"], ["reports", "loans_book"]):  # fmt: skip
+        assert dg.AssetKey(path) in keys, path
+    assert dg.AssetKey(["features", "employees"]) in keys  # employees is still there
+    groups = {spec.key: spec.group_name for spec in defs.resolve_all_asset_specs()}
+    assert groups[dg.AssetKey(["features", "loans"])] == groups[LOANS_REPORT_KEY] == "loans"
+
+    scoring = defs.resolve_job_def("loans_scoring")
+    assert LOANS_REPORT_KEY in scoring.asset_layer.executable_asset_keys
+    assert dg.AssetKey(["forecasts", "employees_headcount"]) not in scoring.asset_layer.executable_asset_keys
+    assert {dg.AssetKey(["predictions", "loans"]), dg.AssetKey(["reports", "loans_drift"])} <= scoring.asset_layer.executable_asset_keys
+    defs.resolve_job_def("loans_retrain")
+    defs.resolve_job_def("loans_ingest")
+    assert "loans_retrain_sensor" in {s.name for s in defs.sensors}
+    assert "loans_raw_sensor" in {s.name for s in defs.sensors}
+
+    by_name = {s.name: s for s in defs.schedules}
+    assert set(by_name) == {"employees_monthly_scoring", "loans_hourly_scoring"}
+    assert by_name["loans_hourly_scoring"].cron_schedule == "0 * * * *"
+    assert by_name["loans_hourly_scoring"].job_name == "loans_scoring"
+    monthly = by_name["employees_monthly_scoring"]
+    assert (monthly.cron_schedule, monthly.execution_timezone, monthly.job_name) == ("0 6 1 * *", "UTC", "employees_scoring")
+    assert schedules.scoring_schedule_name(LOANS) == "loans_hourly_scoring"
+
+
+def test_the_code_location_is_the_registry():
+    from smartstream_assets.definitions import defs as location
+
+    assert {s.name for s in location.schedules} == {f"{d.name}_{d.scoring_cadence.label}_scoring" for d in all_domains()}
+    assert not hasattr(definitions, "DOMAIN_EXTRAS")
+
+
+def test_the_summary_header_follows_the_domains_metrics():
+    assert demo._summary_header([h for _, h in ATTRITION.summary_metrics]) == [
+        "| model | champion | ROC AUC | F1 | scored | run date | drift share | report |",
+        "|---|---|---:|---:|---:|---|---:|---|",
+    ]
+    assert demo._summary_header(["RMSE"])[0] == "| model | champion | RMSE | scored | run date | drift share | report |"
+
+
+# Shared modules this test holds to naming no domain. Still naming employees (not yet
+# generalised, owned elsewhere): ml/deployment.py, ml/promotion.py, ml/fairness.py,
+# assets/ml.py, demo.py outside ml_summary, among others; add them here as they are cleaned.
+DOMAIN_FREE_FILES = ("definitions.py", "schedules.py", "ml/plots.py")
+
+
+@pytest.mark.parametrize("relative", DOMAIN_FREE_FILES)
+def test_shared_modules_name_no_domain(relative):
+    text = (PACKAGE / relative).read_text()
+    assert "employee" not in text.lower(), f"{relative} names the employees domain"
+
+
+def test_the_demo_summary_names_no_domain():
+    assert "employee" not in inspect.getsource(demo.ml_summary).lower()
+    assert "employee" not in inspect.getsource(demo._summary_header).lower()
+
+
+def test_the_makefile_names_employees_only_as_the_default_model_to_serve():
+    makefile = (ROOT / "Makefile").read_text()
+    serve = re.search(r"^serve:.*?(?=^\S)", makefile, re.S | re.M).group(0)
+    assert "employee" not in serve.lower()
+    assert "models:/$(MODEL)@champion" in serve
+    assert re.search(rf"^MODEL \?= {re.escape(ATTRITION.registered_model)}$", makefile, re.M)

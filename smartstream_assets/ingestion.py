@@ -28,7 +28,6 @@ from datetime import date, datetime
 
 import pyarrow as pa
 import pyarrow.compute as pc
-import pyarrow.parquet as pq
 
 from . import quality
 from .cdc import (
@@ -298,8 +297,8 @@ def update_current(lake: Lake, spec: TableSpec, *, rebuild: bool = False) -> Cur
         # changes stay applied until a rebuild.
         if state is None:
             state = trusted_schema(spec).empty_table()
-        generation += 1
-        if pending or loaded is None or rebuild:
+        if pending or loaded is None or rebuild:  # else the stored state stays as it is
+            generation += 1
             meta = {_APPLIED_KEY: json.dumps(applied, sort_keys=True).encode(), _GENERATION_KEY: str(generation).encode()}
             try:
                 lake.write_bytes(
@@ -312,8 +311,6 @@ def update_current(lake: Lake, spec: TableSpec, *, rebuild: bool = False) -> Cur
                 continue
             if loaded is None:  # the layout before state.parquet kept deletes apart: gone now
                 lake.delete(f"_state/current/{spec.name}/tombstones.parquet")
-        else:
-            generation -= 1  # nothing new: the state stays as it is
         current = current_rows(state)
         _publish_current(lake, spec, current, generation)
         return CurrentReport(
@@ -350,11 +347,13 @@ def _publish_current(lake: Lake, spec: TableSpec, current: pa.Table, generation:
     """Write current/ from the state of ``generation``, unless a newer one is published:
     two updates that finish out of order never leave the older state on top."""
     key = current_key(spec.name)
-    body = parquet_bytes(current.replace_schema_metadata({_GENERATION_KEY: str(generation).encode()}))
+    body = None
     for _ in range(CAS_ATTEMPTS):
         found = lake.read_parquet_metadata(key)
         if found is not None and int(found[0].get(_GENERATION_KEY, b"-1")) >= generation:
             return  # this state (or a newer one) is published already
+        if body is None:  # serialised only when it will be written
+            body = parquet_bytes(current.replace_schema_metadata({_GENERATION_KEY: str(generation).encode()}))
         try:
             lake.write_bytes(key, body, **({"if_absent": True} if found is None else {"if_match": found[1]}))
             return

@@ -52,8 +52,13 @@ bench: install
 	$(BIN)/python benchmarks/employees_lineage.py
 	$(BIN)/python benchmarks/evaluate_attrition.py
 
+# dagster dev, and beside it the local lake's reports/ on 127.0.0.1:3001 (the drift
+# report links; SMARTSTREAM_REPORTS_URL moves it). The server runs in the background
+# (where sh ignores Ctrl-C) and is stopped when dagster dev exits, Ctrl-C included.
 ui: install
-	$(BIN)/dagster dev
+	$(BIN)/python -m smartstream_assets.reports_server & pid=$$!; \
+		trap 'kill $$pid 2>/dev/null' EXIT; trap 'exit 130' INT TERM; \
+		$(BIN)/dagster dev
 
 # Serve a registered model's champion over HTTP (POST /invocations):
 # `make serve MODEL=<registered model>`; MLFLOW_TRACKING_URI picks the registry.

@@ -10,7 +10,7 @@ ingestion (every ingest date, one run), then features → candidate (Optuna) →
 anomalies → headcount forecast → predictions → drift report → dashboard. Prints each
 step's time, the wall time and peak RSS, and, measured in the same run:
 
-  scoring overhead   ``score_batch`` (what predictions/employees scores with) against
+  scoring overhead   ``score_batch`` (what employees/predictions scores with) against
                      the bare fitted pipeline's ``predict_proba`` on the same frame,
                      medians of 5 (target: ratio <= 1.3)
   drift report       ``drift_report`` on the N current rows against the reference sample
@@ -66,15 +66,19 @@ def child(args) -> None:
 
     from smartstream_assets.definitions import defs
     from smartstream_assets.domains.employees import ATTRITION as D
+    from smartstream_assets.demo import ml_steps
+    from smartstream_assets.keys import asset_keys, table_asset_keys
     from smartstream_assets.ml.drift import drift_report
     from smartstream_assets.ml.registry import CHAMPION, Registry
     from smartstream_assets.ml.scoring import score_batch
+    from smartstream_assets.io import LakeParquetIOManager
     from smartstream_assets.resources import AlertResource, LakeResource, MlflowResource, PredictionsDbResource
 
     work = Path(args.work)
     tracking = f"sqlite:///{work}/mlflow.db"
     resources = {
         "lake": LakeResource(url=str(work / "lake")),
+        "ml_io": LakeParquetIOManager(lake=LakeResource(url=str(work / "lake"))),
         "mlflow": MlflowResource(tracking_uri=tracking),
         "alerts": AlertResource(),
         "predictions_db": PredictionsDbResource(),
@@ -84,17 +88,18 @@ def child(args) -> None:
     started = time.perf_counter()
     with dg.DagsterInstance.ephemeral() as instance:
         runs = [
-            (dg.AssetSelection.groups("ingestion"), {"dagster/asset_partition_range_start": args.first, "dagster/asset_partition_range_end": args.last}, {}),
-            (
-                dg.AssetSelection.groups("employees") - dg.AssetSelection.key_prefixes("approvals"),
-                {},
-                {"ops": {"models__employees_attrition": {"config": {"trials": args.trials}}}},
-            ),
+            (dg.AssetSelection.assets(*table_asset_keys("employees")), {"dagster/asset_partition_range_start": args.first, "dagster/asset_partition_range_end": args.last}, {}, None),
+            *[
+                (selection, tags, {"ops": {"employees__attrition_candidate": {"config": {"trials": args.trials}}}}, partition)
+                for _, selection, tags, partition in ml_steps(["employees"])
+            ],
         ]
-        for selection, tags, config in runs:
+        for selection, tags, config, partition in runs:
+            # the search budget goes to the run that trains; the others have no such op
+            job_ops = config if asset_keys(D)["model"] in selection.resolve(defs.resolve_asset_graph()) else {}
             result = dg.materialize(
                 list(defs.assets), selection=selection, resources=resources, instance=instance, tags=tags,
-                run_config={**quiet, **config}, raise_on_error=True,
+                run_config={**quiet, **job_ops}, raise_on_error=True, partition_key=partition,
             )  # fmt: skip
             began = {}
             for entry in instance.all_logs(result.run_id):  # the event log has the timestamps

@@ -5,7 +5,7 @@
 
 The file is the Kaggle-style "Employee" attrition data (Education, JoiningYear, City,
 PaymentTier, Age, Gender, EverBenched, ExperienceInCurrentDomain, LeaveOrNot; no id
-column, so one is assigned). It runs exactly what models/employees_attrition runs
+column, so one is assigned). It runs exactly what employees/attrition_candidate runs
 (``train_classifier``: Optuna over RandomForest and XGBoost, a stratified split with
 a fixed seed in which exact duplicate rows, features and label, are grouped so that
 no row sits on both sides of the holdout or of a CV fold) and, on the SAME training

@@ -8,6 +8,8 @@ from .assets.ingestion import build_ingestion_assets
 from .assets.ml import build_ml_assets
 from .domains import DomainPlugin, all_plugins
 from .jobs import build_ingest_job, build_retrain_job, build_scoring_job
+from .keys import table_group
+from .io import IO_MANAGER_KEY, LakeParquetIOManager
 from .resources import AlertResource, LakeResource, MlflowResource, PredictionsDbResource
 from .schedules import build_scoring_schedule
 from .sensors import build_raw_sensor, build_retrain_sensor
@@ -18,11 +20,14 @@ from .tables import load_tables
 warnings.filterwarnings("ignore", message=".*backfill_policy.*", category=dg.BetaWarning)
 
 
-def build_table_pieces(tables) -> tuple[list, list, list]:
-    """Each table's ingestion assets, ingest job and raw sensor: (assets, jobs, sensors)."""
+def build_table_pieces(tables, plugins: list[DomainPlugin] = ()) -> tuple[list, list, list]:
+    """Each table's ingestion assets, ingest job and raw sensor: (assets, jobs, sensors).
+    A table's assets join the group of the domain built on it (``plugins``), else a group
+    of the table's own name."""
+    domains = [plugin.domain for plugin in plugins]
     assets, jobs, sensors = [], [], []
     for spec in tables:
-        assets += build_ingestion_assets(spec)
+        assets += build_ingestion_assets(spec, group=table_group(spec.name, domains))
         job = build_ingest_job(spec)
         jobs.append(job)
         sensors.append(build_raw_sensor(spec, job))
@@ -48,16 +53,20 @@ def build_definitions(plugins: list[DomainPlugin] | None = None, tables=None) ->
     """The code location: every table of the registry (``tables.yaml``) and every domain
     of the domain registry, unless given."""
     table_specs = load_tables().values() if tables is None else tables
-    assets, jobs, sensors = build_table_pieces(table_specs)
-    domain_assets, domain_jobs, domain_sensors, schedules = build_domain_pieces(all_plugins() if plugins is None else plugins)
+    plugins = all_plugins() if plugins is None else plugins
+    assets, jobs, sensors = build_table_pieces(table_specs, plugins)
+    domain_assets, domain_jobs, domain_sensors, schedules = build_domain_pieces(plugins)
     assets, jobs, sensors = assets + domain_assets, jobs + domain_jobs, sensors + domain_sensors
+    lake = LakeResource()
     return dg.Definitions(
         assets=assets,
         jobs=jobs,
         sensors=sensors,
         schedules=schedules,
         resources={
-            "lake": LakeResource(),
+            "lake": lake,
+            # features, anomaly flags and predictions flow through the lake as Parquet
+            IO_MANAGER_KEY: LakeParquetIOManager(lake=lake),
             "mlflow": MlflowResource(),
             "alerts": AlertResource(),
             "predictions_db": PredictionsDbResource(),

@@ -23,8 +23,9 @@ def main() -> int:
     import dagster as dg
 
     from . import ingestion
-    from .assets.ingestion import current_asset_key, trusted_asset_key
     from .definitions import defs
+    from .domains import all_domains
+    from .keys import asset_keys, table_asset_keys
     from .tables import load_tables
 
     os.environ.setdefault("DAGSTER_HOME", str(PROJECT_ROOT))
@@ -43,24 +44,16 @@ def main() -> int:
         steps.append(
             (
                 f"{spec.name} ingestion, ingest dates {first}...{last} in one run",
-                dg.AssetSelection.assets(trusted_asset_key(spec.name), current_asset_key(spec.name)),
+                dg.AssetSelection.assets(*table_asset_keys(spec.name)),
                 {"dagster/asset_partition_range_start": first, "dagster/asset_partition_range_end": last},
             )
         )
     if not steps:
         print("no raw objects in the lake: nothing to materialise", file=sys.stderr)
         return 1
-    steps.append(
-        (
-            # everything after ingestion but the approvals, which wait for a person
-            "features, models, promotion gate, predictions, drift, forecast, dashboard",
-            dg.AssetSelection.groups("ingestion").downstream() - dg.AssetSelection.groups("ingestion")
-            - dg.AssetSelection.key_prefixes("approvals"),
-            {},
-        )
-    )
+    steps += ml_steps(list(tables))
     with dg.DagsterInstance.get() as instance:
-        for title, selection, tags in steps:
+        for title, selection, tags, *partition in steps:
             started = time.perf_counter()
             result = dg.materialize(
                 list(defs.assets),
@@ -68,6 +61,7 @@ def main() -> int:
                 instance=instance,
                 resources=defs.resources,
                 tags=tags,
+                partition_key=partition[0] if partition else None,
                 run_config={"loggers": {"console": {"config": {"log_level": "INFO"}}}},
                 raise_on_error=False,
             )
@@ -85,6 +79,43 @@ def main() -> int:
     print("Open MLflow (runs, registry, aliases):      make mlflow-ui   (http://127.0.0.1:5000)")
     print("Stream new CDC files for the sensors:       .venv/bin/smartstream produce employees --files 10")
     return 0
+
+
+def ml_steps(table_names) -> list[tuple]:
+    """After ingestion: (title, selection, tags, partition key) of the ML runs. First
+    everything unpartitioned downstream of the tables (features, models, gates, forecasts)
+    but the approvals, which wait for a person; then each domain's scoring job for its
+    latest complete scoring partition (cadences differ, so one run per domain)."""
+    import dagster as dg
+
+    from .domains import all_plugins
+    from .keys import asset_keys, table_asset_keys
+
+    plugins = all_plugins()
+    ingested = dg.AssetSelection.assets(*(key for name in table_names for key in table_asset_keys(name)))
+    approvals = dg.AssetSelection.assets(*(asset_keys(p.domain)["approval"] for p in plugins))
+    scored = dg.AssetSelection.assets(*(asset_keys(p.domain)[r] for p in plugins for r in ("predictions", "drift")))
+    steps = [
+        (
+            "features, models, promotion gates, forecasts",
+            ingested.downstream() - ingested - approvals - scored.downstream(),
+            {},
+            None,
+        )
+    ]
+    for plugin in plugins:
+        domain, keys = plugin.domain, asset_keys(plugin.domain)
+        partition = domain.scoring_cadence.partitions_def().get_last_partition_key()
+        wanted = [keys[r] for r in ("features", "anomaly", "predictions", "drift") if r in keys]
+        steps.append(
+            (
+                f"{domain.name} scoring, partition {partition}: predictions, drift report and extras",
+                dg.AssetSelection.assets(*wanted, *plugin.load_extras().scoring_keys),
+                {},
+                partition,
+            )
+        )
+    return steps
 
 
 def seed_raw_zone(lake: Lake, sample_dir: Path) -> tuple[int, int]:
@@ -120,7 +151,7 @@ def summary(lake: Lake, tables) -> str:
 
 def ml_summary(lake: Lake) -> str:
     """Each domain's champion, its latest scores and drift report: one table per set of
-    summary metrics the domains declare (``summary_metrics``)."""
+    summary metrics the domains declare (``Domain.summary``: declared, else the task kind's)."""
     import json
 
     from .assets.ml import drift_report_key, latest_run_date, predictions_key
@@ -130,8 +161,8 @@ def ml_summary(lake: Lake) -> str:
     registry = Registry()
     tables: dict[tuple, list[str]] = {}
     for domain in all_domains():
-        names = [name for name, _ in domain.summary_metrics]
-        lines = tables.setdefault(domain.summary_metrics, _summary_header([header for _, header in domain.summary_metrics]))
+        names = [name for name, _ in domain.summary]
+        lines = tables.setdefault(domain.summary, _summary_header([header for _, header in domain.summary]))
         champion = registry.version(domain.registered_model, CHAMPION)
         if champion is None:
             lines.append(f"| {domain.registered_model} | none |{' |' * len(names)} | | | |")

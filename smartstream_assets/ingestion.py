@@ -37,6 +37,7 @@ from .cdc import (
     parse_object,
     trusted_schema,
 )
+from .keys import current_key, quarantine_key, state_key, trusted_key  # noqa: F401 (the lake keys, re-exported)
 from .lake import Lake, LakeError, ObjectInfo, PreconditionFailed, parquet_bytes, parquet_from_bytes
 from .tables import TableSpec
 
@@ -53,22 +54,6 @@ CAS_ATTEMPTS = 20
 
 class RawObjectsMissing(LakeError):
     """Raw objects a trusted partition was built from are gone (retention?)."""
-
-
-def trusted_key(table: str, day: date) -> str:
-    return f"trusted/{table}/ingest_date={day.isoformat()}/data.parquet"
-
-
-def quarantine_key(table: str, day: date) -> str:
-    return f"quarantine/{table}/ingest_date={day.isoformat()}/data.parquet"
-
-
-def current_key(table: str) -> str:
-    return f"current/{table}/data.parquet"
-
-
-def state_key(table: str) -> str:
-    return f"_state/current/{table}/state.parquet"
 
 
 def ingest_date_of(obj: ObjectInfo, raw_prefix: str = "") -> date:

@@ -1,6 +1,6 @@
 import dagster as dg
 
-from .assets.ingestion import current_asset_key, trusted_asset_key
+from .keys import asset_keys, table_asset_keys
 from .partitions import ingest_date_partitions
 
 
@@ -9,10 +9,10 @@ def ingest_job_name(table: str) -> str:
 
 
 def build_ingest_job(spec):
-    """trusted/<table> for one ingest date, then current/<table>: what the raw sensor runs."""
+    """<table>/trusted for one ingest date, then <table>/current: what the raw sensor runs."""
     return dg.define_asset_job(
         ingest_job_name(spec.name),
-        selection=dg.AssetSelection.assets(trusted_asset_key(spec.name), current_asset_key(spec.name)),
+        selection=dg.AssetSelection.assets(*table_asset_keys(spec.name)),
         partitions_def=ingest_date_partitions(spec.start_date),
         description=f"Ingest one day of raw {spec.name} objects and update the current state.",
     )
@@ -24,8 +24,6 @@ def retrain_job_name(domain) -> str:
 
 def build_retrain_job(domain):
     """features → candidate → gate: what the retrain sensor launches."""
-    from .assets.ml import asset_keys
-
     keys = asset_keys(domain)
     return dg.define_asset_job(
         retrain_job_name(domain),
@@ -35,13 +33,17 @@ def build_retrain_job(domain):
 
 
 def build_scoring_job(domain, extra: list[dg.AssetKey] = ()):
-    """features (+ anomalies) → predictions → drift report, and the domain's extras."""
-    from .assets.ml import asset_keys
-
+    """features (+ anomalies) → predictions → drift report, and the domain's extras; one
+    run per scoring partition (the domain's cadence): the unpartitioned features and extras
+    are refreshed in the same run."""
     keys = asset_keys(domain)
     wanted = [keys[k] for k in ("features", "anomaly", "predictions", "drift") if k in keys] + list(extra)
     return dg.define_asset_job(
         f"{domain.name}_scoring",
         selection=dg.AssetSelection.assets(*wanted),
-        description=f"Batch-score {domain.name} with the champion and measure drift against its reference.",
+        partitions_def=domain.scoring_cadence.partitions_def(),
+        description=(
+            f"Batch-score one {domain.scoring_cadence.every} of {domain.name} with the champion and measure drift "
+            "against the reference of the version that scored it."
+        ),
     )

@@ -17,6 +17,9 @@ backends. Guarantees every caller relies on:
   (local: under a file lock; S3: conditional PUT, ``If-Match`` / ``If-None-Match``,
   which AWS and SeaweedFS enforce). Read-modify-write state uses it.
 - Errors name the key and never carry credentials.
+- ``browser_url`` is a link a browser can open: a presigned GET URL on S3, a URL
+  under the local reports server (``make ui``) on a local lake, which serves only
+  the ``reports/`` zone.
 """
 
 from __future__ import annotations
@@ -28,6 +31,7 @@ import os
 import threading
 import time
 import uuid
+import urllib.parse
 from abc import ABC, abstractmethod
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -43,6 +47,11 @@ _TMP_PREFIX = ".tmp-"  # names the lake skips in listings
 _TMP_DIR = ".tmp-writes"  # local temp files, at the root: outside every zone
 _LOCK_DIR = ".tmp-locks"
 _MULTIPART_BYTES = 8 << 20  # boto3's default multipart threshold
+REPORTS_ZONE = "reports/"  # the only zone the local reports server serves
+REPORTS_URL_ENV = "SMARTSTREAM_REPORTS_URL"
+DEFAULT_REPORTS_URL = "http://127.0.0.1:3001/"
+REPORT_URL_EXPIRY_ENV = "SMARTSTREAM_REPORT_URL_EXPIRY_SECONDS"
+MAX_PRESIGN_SECONDS = 7 * 24 * 3600  # SigV4's limit for a presigned URL: 604800
 
 
 class LakeError(RuntimeError):
@@ -129,6 +138,12 @@ class Lake(ABC):
         """Where ``key`` lives, for messages (no credentials)."""
         return f"{self.url.rstrip('/')}/{key}"
 
+    def browser_url(self, key: str) -> str:
+        """A URL a browser can open to read ``key`` (for links in metadata and alerts).
+        Only keys under ``reports/`` are linkable on every backend. A bad setting raises
+        ``ValueError`` naming its variable."""
+        raise NotImplementedError(f"{type(self).__name__} cannot link {key!r} for a browser")
+
 
 def parquet_from_bytes(data: bytes) -> pa.Table:
     """A Parquet file held in memory, as a table.
@@ -167,6 +182,39 @@ def lake_from_url(url: str | None = None) -> Lake:
     if url.startswith("file://"):
         url = url[len("file://") :]
     return LocalLake(Path(url))
+
+
+def reports_base_url() -> str:
+    """$SMARTSTREAM_REPORTS_URL (default http://127.0.0.1:3001/), ending in ``/``: where
+    the local lake's ``reports/`` folder is served (``make ui`` starts the server)."""
+    raw = os.environ.get(REPORTS_URL_ENV, "").strip() or DEFAULT_REPORTS_URL
+    try:
+        parts = urllib.parse.urlsplit(raw)
+        valid = parts.port is None or parts.port > 0  # .port raises on a bad port
+        valid = valid and parts.scheme in ("http", "https") and bool(parts.hostname)
+        valid = valid and not parts.query and not parts.fragment
+    except ValueError:
+        valid = False
+    if not valid:
+        raise ValueError(f"{REPORTS_URL_ENV}={raw!r} is not an http(s) base URL like {DEFAULT_REPORTS_URL}")
+    return raw if raw.endswith("/") else raw + "/"
+
+
+def report_url_expiry_seconds() -> int:
+    """$SMARTSTREAM_REPORT_URL_EXPIRY_SECONDS (default 604800 = 7 days, SigV4's maximum)."""
+    raw = os.environ.get(REPORT_URL_EXPIRY_ENV, "").strip()
+    if not raw:
+        return MAX_PRESIGN_SECONDS
+    try:
+        seconds = int(raw)
+    except ValueError:
+        raise ValueError(f"{REPORT_URL_EXPIRY_ENV}={raw!r} is not a whole number of seconds") from None
+    if not 1 <= seconds <= MAX_PRESIGN_SECONDS:
+        raise ValueError(
+            f"{REPORT_URL_EXPIRY_ENV}={seconds} is outside 1..{MAX_PRESIGN_SECONDS} seconds "
+            "(a SigV4 presigned URL lasts at most 7 days)"
+        )
+    return seconds
 
 
 class LocalLake(Lake):
@@ -325,6 +373,16 @@ class LocalLake(Lake):
     def exists(self, key: str) -> bool:
         return self._path(key).is_file()
 
+    def browser_url(self, key: str) -> str:
+        """$SMARTSTREAM_REPORTS_URL joined with ``key``'s path inside ``reports/``, each
+        segment percent-quoted (``run_date=2026-10-01`` -> ``run_date%3D2026-10-01``).
+        Only ``reports/`` is served, so any other key raises ``ValueError``."""
+        rel = key[len(REPORTS_ZONE) :] if key.startswith(REPORTS_ZONE) else ""
+        segments = rel.split("/")
+        if not rel or any(s in ("", ".", "..") for s in segments):
+            raise ValueError(f"{key!r} is not a file under {REPORTS_ZONE}: only that zone is served to browsers")
+        return reports_base_url() + "/".join(urllib.parse.quote(s, safe="") for s in segments)
+
 
 def _local_info(key: str, st: os.stat_result) -> ObjectInfo:
     return ObjectInfo(
@@ -363,6 +421,7 @@ class S3Lake(Lake):
         self.url = f"s3://{bucket}/{self.prefix}"
         self.page_size = page_size
         self._client = client
+        self._presigner = client  # an injected client presigns as it is configured; see browser_url
 
     @property
     def client(self):
@@ -486,6 +545,27 @@ class S3Lake(Lake):
 
     def exists(self, key: str) -> bool:
         return self.stat(key) is not None
+
+    def browser_url(self, key: str) -> str:
+        """A presigned GET URL for ``key``, valid $SMARTSTREAM_REPORT_URL_EXPIRY_SECONDS
+        (default and maximum 7 days; temporary credentials end it sooner). It carries the
+        access key id and a signature, never the secret key.
+
+        Signed with SigV4 by a client from the same boto3 session as ``client`` (same
+        endpoint, region and credentials): boto3 presigns with SigV2 unless a client
+        asks for ``s3v4``, and the lake's own client is left exactly as it is."""
+        expires = report_url_expiry_seconds()
+        try:
+            if self._presigner is None:
+                from botocore.config import Config
+
+                with _SESSION_LOCK:
+                    self._presigner = _boto_session().client("s3", config=Config(signature_version="s3v4"))
+            return self._presigner.generate_presigned_url(
+                "get_object", Params={"Bucket": self.bucket, "Key": self.prefix + key}, ExpiresIn=expires
+            )
+        except Exception as exc:
+            raise LakeError(f"cannot presign {self.describe(key)}: {_s3_reason(exc)}") from None
 
 
 # What boto3 reads from the environment to build a session.

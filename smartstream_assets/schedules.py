@@ -3,18 +3,17 @@
 import dagster as dg
 
 
-def build_scoring_schedule(domain, job) -> dg.ScheduleDefinition:
-    """``<domain>_<cadence label>_scoring`` at the domain's ``scoring_cadence``; the run's
-    date is the tick's (e.g. run_date=YYYY-MM-01 for a monthly cadence)."""
+def build_scoring_schedule(domain, job):
+    """``<domain>_<cadence label>_scoring``, built from the partitioned scoring job: each
+    tick scores the partition that has just ended (``build_schedule_from_partitioned_job``),
+    at the cadence's offsets (monthly at 06:00: the 1st at 06:00 scores the month before)."""
     cadence = domain.scoring_cadence
-    return dg.ScheduleDefinition(
+    return dg.build_schedule_from_partitioned_job(
+        job,
         name=scoring_schedule_name(domain),
-        cron_schedule=cadence.cron,
-        execution_timezone=cadence.timezone,
-        job=job,
-        description=f"Batch predictions and drift report for {domain.name}, {cadence.description or cadence.cron}.",
+        description=f"Batch predictions and drift report for {domain.name}, {cadence.description or cadence.name}.",
     )
 
 
 def scoring_schedule_name(domain) -> str:
-    return f"{domain.name}_{domain.scoring_cadence.label}_scoring"
+    return f"{domain.name}_{domain.scoring_cadence.name}_scoring"

@@ -7,7 +7,8 @@ from datetime import date, datetime, timedelta, timezone
 
 import dagster as dg
 
-from .assets.ingestion import TrustedConfig, trusted_asset_key, trusted_op_name
+from .assets.ingestion import TrustedConfig
+from .keys import asset_keys, spelled, trusted_asset_key, trusted_op_name
 from .raw_watch import WatchCursor, triage, watch
 from .resources import LakeResource
 from .tables import TableSpec
@@ -99,7 +100,6 @@ def retrain_sensor_name(domain) -> str:
 
 def build_retrain_sensor(domain, job) -> dg.SensorDefinition:
     """Reads the latest drift report of the domain; retrains when it crosses the threshold."""
-    from .assets.ml import asset_keys
     from .ml.retraining import DriftReport, RetrainCursor, decide_retraining
 
     drift_key = asset_keys(domain)["drift"]
@@ -109,7 +109,7 @@ def build_retrain_sensor(domain, job) -> dg.SensorDefinition:
         job=job,
         minimum_interval_seconds=60,
         description=(
-            f"Requests {job.name} when reports/{domain.name}_drift crosses drift share "
+            f"Requests {job.name} when {spelled(drift_key)} crosses drift share "
             f"{domain.drift_share_threshold} or flags prediction drift; once per report, "
             f"at most once per {domain.retrain_cooldown_hours:g} h."
         ),

@@ -51,7 +51,7 @@ def test_partition_range_backfill_from_the_cli_materialises_every_day_in_one_run
     code, out = dagster(
         env,
         "asset", "materialize", "-m", "smartstream_assets",
-        "--select", "trusted/employees,current/employees",
+        "--select", "employees/trusted,employees/current",
         "--partition-range", "2026-03-01...2026-03-03",
     )
     assert code == 0, out
@@ -64,7 +64,7 @@ def test_partition_range_backfill_from_the_cli_materialises_every_day_in_one_run
     assert current.column("City").to_pylist() == ["Bangalore"]
     # the run and its three partition materialisations are in the instance
     instance = dg.DagsterInstance.from_config(env["DAGSTER_HOME"])
-    records = instance.fetch_materializations(dg.AssetKey(["trusted", "employees"]), limit=10).records
+    records = instance.fetch_materializations(dg.AssetKey(["employees", "trusted"]), limit=10).records
     assert sorted(r.partition_key for r in records) == ["2026-03-01", "2026-03-02", "2026-03-03"]
 
 

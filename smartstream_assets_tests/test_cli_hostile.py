@@ -27,10 +27,10 @@ def dagster(env, *args, timeout=300):
 
 def materialize(env, *args):
     return dagster(env, "asset", "materialize", "-m", "smartstream_assets",
-                   "--select", "trusted/employees,current/employees", *args)  # fmt: skip
+                   "--select", "employees/trusted,employees/current", *args)  # fmt: skip
 
 
-def partition_metadata(env, key=("trusted", "employees")):
+def partition_metadata(env, key=("employees", "trusted")):
     instance = dg.DagsterInstance.from_config(env["DAGSTER_HOME"])
     records = instance.fetch_materializations(dg.AssetKey(list(key)), limit=1000).records
     latest = {}
@@ -64,7 +64,7 @@ def test_concurrent_cli_runs_for_different_dates_leave_current_exact(project):
     procs = [  # ... then the other days at once
         subprocess.Popen(
             [DAGSTER, "asset", "materialize", "-m", "smartstream_assets", "--select",
-             "trusted/employees,current/employees", "--partition", day.isoformat()],
+             "employees/trusted,employees/current", "--partition", day.isoformat()],
             cwd=PROJECT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
         )  # fmt: skip
         for day in days[1:]
@@ -125,9 +125,9 @@ def test_a_csv_file_whose_header_does_not_match_is_quarantined_whole_through_the
     lake.write_bytes("raw/shop/orders/2026/03/02/good.csv", b"id,name,amount\n1,tea,2.5\n2,cake,4\n")
     lake.write_bytes("raw/shop/orders/2026/03/02/typo.csv", b"id,nme,amount\n3,jam,1\n4,bun,2\n5,pie,3\n")
     code, out = dagster(env, "asset", "materialize", "-m", "smartstream_assets",
-                        "--select", "trusted/orders,current/orders", "--partition", "2026-03-02")  # fmt: skip
+                        "--select", "orders/trusted,orders/current", "--partition", "2026-03-02")  # fmt: skip
     assert code == 0, out
-    day = partition_metadata(env, ("trusted", "orders"))["2026-03-02"]
+    day = partition_metadata(env, ("orders", "trusted"))["2026-03-02"]
     assert (day["rows_in"], day["dagster/row_count"], day["quarantined_schema_mismatch"]) == (5, 2, 3)
     quarantine = lake.read_parquet(ingestion.quarantine_key("orders", date(2026, 3, 2)))
     assert set(quarantine.column("_reason_code").to_pylist()) == {"schema_mismatch"}

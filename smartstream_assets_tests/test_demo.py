@@ -6,6 +6,7 @@ import sys
 import dagster as dg
 
 from smartstream_assets import ingestion
+from smartstream_assets.domains.employees import ATTRITION
 from smartstream_assets.lake import PROJECT_ROOT, LocalLake
 
 from .helpers import fresh_project_env, tick
@@ -26,11 +27,19 @@ def test_the_demo_materialises_the_graph_into_the_instance_and_is_safe_to_rerun(
     assert current.num_rows > 1000
     with dg.DagsterInstance.from_config(home) as instance:
         runs = instance.get_runs()
-        assert len(runs) == 2 and all(run.is_success for run in runs)  # ingestion, then the ML graph
-        for key in (["current", "employees"], ["deployments", "employees_attrition"], ["reports", "employees_drift"],
-                    ["reports", "employees_dashboard"], ["forecasts", "employees_headcount"]):  # fmt: skip
+        # ingestion, the unpartitioned ML graph, then employees' scoring of its latest month
+        assert len(runs) == 3 and all(run.is_success for run in runs)
+        [scoring] = [run for run in runs if run.tags.get("dagster/partition")]
+        partition = ATTRITION.scoring_cadence.partitions_def().get_last_partition_key()
+        assert scoring.tags["dagster/partition"] == partition
+        for key in (["employees", "current"], ["employees", "attrition_champion"], ["employees", "drift_report"],
+                    ["employees", "dashboard"], ["employees", "headcount_forecast"]):  # fmt: skip
             assert instance.get_latest_materialization_event(dg.AssetKey(key)) is not None, key
-        assert instance.get_latest_materialization_event(dg.AssetKey(["approvals", "employees_attrition"])) is None
+        assert instance.get_latest_materialization_event(dg.AssetKey(["employees", "attrition_approval"])) is None
+        drift = instance.fetch_materializations(
+            dg.AssetRecordsFilter(asset_key=dg.AssetKey(["employees", "drift_report"]), asset_partitions=[partition]), limit=1
+        ).records
+        assert drift and drift[0].asset_materialization.metadata["model_version"].value == "1"
         # switching the raw sensor on now re-ingests nothing: every date is built from exactly these objects
         first_tick = tick(lake, instance=instance)
         assert first_tick.run_requests == []

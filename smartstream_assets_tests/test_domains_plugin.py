@@ -11,8 +11,9 @@ import pytest
 
 from smartstream_assets import definitions, demo, schedules
 from smartstream_assets.domains import (
+    BinaryClassification,
     Cadence,
-    ClassifierDomain,
+    Domain,
     DomainExtras,
     DomainPlugin,
     all_domains,
@@ -24,23 +25,23 @@ from smartstream_assets.tables import load_tables
 ROOT = Path(__file__).resolve().parents[1]
 PACKAGE = ROOT / "smartstream_assets"
 
-LOANS = ClassifierDomain(
+LOANS = Domain(
     name="loans",
     table="loans",
-    model="loans_default",
+    model="default",
     registered_model="smartstream-loans-default",
     id_column="LoanID",
-    target="Defaulted",
+    task=BinaryClassification(target="Defaulted"),
     numeric=("Amount", "TermMonths"),
     categorical=("Purpose",),
-    scoring_cadence=Cadence(cron="0 * * * *", label="hourly", description="every hour"),
+    scoring_cadence=Cadence(every="hour", start="2026-01-01-00:00", description="every hour"),
     class_labels=("Repaid", "Defaulted"),
     summary_metrics=(("roc_auc", "ROC AUC"),),
 )
-LOANS_REPORT_KEY = dg.AssetKey(["reports", "loans_book"])
+LOANS_REPORT_KEY = dg.AssetKey(["loans", "book"])
 
 
-@dg.asset(key=LOANS_REPORT_KEY, deps=[dg.AssetKey(["predictions", "loans"])], group_name="loans")
+@dg.asset(key=LOANS_REPORT_KEY, deps=[dg.AssetKey(["loans", "predictions"])], group_name="loans")
 def loans_book() -> None:
     """An extra asset only the loans domain has."""
 
@@ -74,8 +75,8 @@ def test_the_registry_lists_employees_with_its_extras_and_cadence():
     assert plugin.domain is ATTRITION and all_domains() == [ATTRITION]
     extras = plugin.load_extras()
     assert {a.key for a in extras.assets} == set(extras.scoring_keys) == {
-        dg.AssetKey(["forecasts", "employees_headcount"]),
-        dg.AssetKey(["reports", "employees_dashboard"]),
+        dg.AssetKey(["employees", "headcount_forecast"]),
+        dg.AssetKey(["employees", "dashboard"]),
     }
     assert (ATTRITION.scoring_cadence.cron, ATTRITION.scoring_cadence.timezone) == ("0 6 1 * *", "UTC")
     assert ATTRITION.class_label_map[1] == "Leave" and ATTRITION.class_colour_map["Stay"] == "#4c9a6a"
@@ -83,17 +84,22 @@ def test_the_registry_lists_employees_with_its_extras_and_cadence():
 
 def test_a_second_domain_gets_its_own_assets_jobs_sensor_and_schedule(defs):
     keys = set(defs.resolve_all_asset_keys())
-    for path in (["current", "loans"], ["features", "loans"], ["models", "loans_default"], ["deployments", "loans_default"],
-                 ["predictions", "loans"], ["reports", "loans_drift"], ["reports", "loans_book"]):  # fmt: skip
+    for path in (["loans", "trusted"], ["loans", "current"], ["loans", "features"], ["loans", "default_candidate"],
+                 ["loans", "default_champion"], ["loans", "default_approval"], ["loans", "predictions"],
+                 ["loans", "drift_report"], ["loans", "book"]):  # fmt: skip
         assert dg.AssetKey(path) in keys, path
-    assert dg.AssetKey(["features", "employees"]) in keys  # employees is still there
+    assert dg.AssetKey(["employees", "features"]) in keys  # employees is still there
     groups = {spec.key: spec.group_name for spec in defs.resolve_all_asset_specs()}
-    assert groups[dg.AssetKey(["features", "loans"])] == groups[LOANS_REPORT_KEY] == "loans"
+    # one group per domain, holding its whole lineage from the table's trusted change log
+    assert groups[dg.AssetKey(["loans", "trusted"])] == groups[dg.AssetKey(["loans", "current"])] == "loans"
+    assert groups[dg.AssetKey(["loans", "features"])] == groups[LOANS_REPORT_KEY] == "loans"
+    assert groups[dg.AssetKey(["employees", "trusted"])] == groups[dg.AssetKey(["employees", "dashboard"])] == "employees"
+    assert set(groups.values()) == {"employees", "loans"}
 
     scoring = defs.resolve_job_def("loans_scoring")
     assert LOANS_REPORT_KEY in scoring.asset_layer.executable_asset_keys
-    assert dg.AssetKey(["forecasts", "employees_headcount"]) not in scoring.asset_layer.executable_asset_keys
-    assert {dg.AssetKey(["predictions", "loans"]), dg.AssetKey(["reports", "loans_drift"])} <= scoring.asset_layer.executable_asset_keys
+    assert dg.AssetKey(["employees", "headcount_forecast"]) not in scoring.asset_layer.executable_asset_keys
+    assert {dg.AssetKey(["loans", "predictions"]), dg.AssetKey(["loans", "drift_report"])} <= scoring.asset_layer.executable_asset_keys
     defs.resolve_job_def("loans_retrain")
     defs.resolve_job_def("loans_ingest")
     assert "loans_retrain_sensor" in {s.name for s in defs.sensors}

@@ -24,16 +24,17 @@ from smartstream_assets.ml.fairness import FacetFairness, fairness_report
 from smartstream_assets.ml.registry import CHALLENGER, CHAMPION, Registry
 from smartstream_assets.ml.training import SearchSettings, train_classifier
 from smartstream_assets.producers.employees import EmployeeSimulator
+from smartstream_assets.io import LakeParquetIOManager
 from smartstream_assets.resources import AlertResource, LakeResource, MlflowResource, PredictionsDbResource
 
 D = replace(ATTRITION, reference_rows=400)
 KEYS = asset_keys(D)
-ANY = QualityBar(min_roc_auc=0.0, min_f1=0.0, max_demographic_parity_difference=1.0)
+ANY = QualityBar(max_fairness=1.0)  # no metric rule: any candidate passes
 QUIET = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
 LENIENT_GATE = {
     "ops": {
-        "deployments__employees_attrition": {
-            "config": {"min_roc_auc": 0.0, "min_f1": 0.0, "max_demographic_parity_difference": 1.0}
+        "employees__attrition_champion": {
+            "config": {"thresholds": {"roc_auc": 0.0, "f1": 0.0}, "max_fairness": 1.0}
         }
     }
 }
@@ -65,13 +66,14 @@ class Store:
         self.instance = dg.DagsterInstance.ephemeral()
         self.resources = {
             "lake": LakeResource(url=str(tmp_path / "lake")),
+            "ml_io": LakeParquetIOManager(lake=LakeResource(url=str(tmp_path / "lake"))),
             "mlflow": MlflowResource(tracking_uri=self.tracking_uri),
             "alerts": AlertResource(webhook_url=""),
             "predictions_db": PredictionsDbResource(),
         }
 
     def register(self, seed: int, shuffle: int | None = None, record: bool = True) -> str:
-        """Log a candidate (it becomes the challenger); ``record``: as models/<model> would,
+        """Log a candidate (it becomes the challenger); ``record``: as <domain>/<model>_candidate would,
         with a materialisation of the candidate asset naming the version."""
         c, fairness, settings = self.trained(seed, shuffle)
         logged = self.registry.log_candidate(D, c, fairness, settings, plots={})
@@ -121,13 +123,13 @@ def test_the_gate_evaluates_the_version_its_candidate_materialisation_registered
 
 @pytest.mark.slow
 def test_the_gate_without_a_candidate_materialisation_says_to_materialise_the_candidate(store):
-    store.register(seed=2, record=False)  # in the registry, but no models/… materialisation on this instance
+    store.register(seed=2, record=False)  # in the registry, but no <domain>/…_candidate materialisation on this instance
     result = dg.materialize(
         list(defs.assets), selection=dg.AssetSelection.assets(KEYS["deployment"]), resources=store.resources,
         instance=store.instance, run_config=QUIET, raise_on_error=False,
     )  # fmt: skip
     [event] = [e for e in result.all_events if e.event_type_value == "STEP_FAILURE"]
-    assert "materialise models/employees_attrition first, then deployments/employees_attrition" in event.event_specific_data.error.message
+    assert "materialise employees/attrition_candidate first, then employees/attrition_champion" in event.event_specific_data.error.message
     assert store.registry.version(D.registered_model, CHAMPION) is None
 
 
@@ -143,7 +145,7 @@ def test_an_approval_records_the_promotion_and_the_gate_page_shows_it_approved(s
     assert held["status"] == "held for approval" and held["deployment_status"] == "held_for_approval"
     assert held["candidate_version"] == strong != weak
 
-    config = {"ops": {"approvals__employees_attrition": {"config": {"approved_by": " dana ", "note": "checked"}}}}
+    config = {"ops": {"employees__attrition_approval": {"config": {"approved_by": " dana ", "note": "checked"}}}}
     approval = meta(store.materialize(KEYS["approval"], config), KEYS["approval"])
     assert approval["promoted_version"] == strong and approval["approved_by"] == "dana"
     assert approval["deployment_status"] == "approved" and approval["note"] == "checked"
@@ -161,7 +163,7 @@ def test_an_approval_records_the_promotion_and_the_gate_page_shows_it_approved(s
 def test_materialising_the_approval_without_saying_who_asks_for_the_config(store):
     job = dg.define_asset_job("approve", selection=dg.AssetSelection.assets(KEYS["approval"]))
     resolved = dg.Definitions(assets=list(defs.assets), jobs=[job], resources=defs.resources).resolve_job_def("approve")
-    config_field = resolved.run_config_schema.config_type.fields["ops"].config_type.fields["approvals__employees_attrition"]
+    config_field = resolved.run_config_schema.config_type.fields["ops"].config_type.fields["employees__attrition_approval"]
     assert config_field.is_required  # the UI's "Materialize" opens the config form
     with pytest.raises(dg.DagsterInvalidConfigError, match="approved_by"):
         dg.materialize(

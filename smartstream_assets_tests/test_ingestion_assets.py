@@ -1,4 +1,4 @@
-"""trusted/<table> and current/<table> through Dagster's materialize()."""
+"""<table>/trusted and <table>/current through Dagster's materialize()."""
 
 from datetime import date, datetime, timezone
 
@@ -41,20 +41,20 @@ def test_partitions_materialise_trusted_current_and_quarantine_with_metadata(lak
     seed_history(lake)
     instance = dg.DagsterInstance.ephemeral()
     first = run(lake, "2026-03-01", instance=instance)
-    assert metadata(first, "trusted/employees")["dagster/row_count"] == 5
+    assert metadata(first, "employees/trusted")["dagster/row_count"] == 5
     second = run(lake, "2026-03-02", instance=instance)
-    meta = metadata(second, "trusted/employees")
+    meta = metadata(second, "employees/trusted")
     assert (meta["rows_in"], meta["dagster/row_count"], meta["rows_quarantined"]) == (6, 3, 3)
     assert (meta["quarantined_unknown_op"], meta["quarantined_bad_value"], meta["quarantined_wrong_field_count"]) == (1, 1, 1)
     assert meta["path"].endswith("trusted/employees/ingest_date=2026-03-02/data.parquet")
     assert current_state(lake) == [(1, "Bangalore"), (3, "Pune"), (4, "Pune"), (5, "Pune"), (6, "Pune")]
-    cur = metadata(second, "current/employees")
+    cur = metadata(second, "employees/current")
     assert (cur["dagster/row_count"], cur["deleted_keys"], cur["partitions_applied"]) == (5, 1, ["2026-03-02"])
     quarantine = lake.read_parquet(ingestion.quarantine_key("employees", date(2026, 3, 2)))
     assert rows(quarantine, "_source_line", "_reason_code") == [(4, "unknown_op"), (5, "bad_value"), (6, "wrong_field_count")]
     c = checks(second)
-    assert c[("trusted/employees", "rows_accounted_for")] and c[("current/employees", "primary_key_unique")]
-    assert c[("trusted/employees", "quarantine_rate")] is False  # 3 of 6 rows: the WARN check fires
+    assert c[("employees/trusted", "rows_accounted_for")] and c[("employees/current", "primary_key_unique")]
+    assert c[("employees/trusted", "quarantine_rate")] is False  # 3 of 6 rows: the WARN check fires
 
 
 def test_a_partition_range_runs_once_and_each_partition_shows_its_own_figures(lake):
@@ -64,14 +64,14 @@ def test_a_partition_range_runs_once_and_each_partition_shows_its_own_figures(la
         tags={"dagster/asset_partition_range_start": "2026-02-28", "dagster/asset_partition_range_end": "2026-03-02"},
     )
     assert result.success
-    partitions = {e.partition for e in result.get_asset_materialization_events() if e.asset_key.path[0] == "trusted"}
+    partitions = {e.partition for e in result.get_asset_materialization_events() if e.asset_key.path[-1] == "trusted"}
     assert partitions == {"2026-02-28", "2026-03-01", "2026-03-02"}
-    meta = metadata_by_partition(result, "trusted/employees")
+    meta = metadata_by_partition(result, "employees/trusted")
     figures = {day: (m["raw_objects"], m["rows_in"], m["dagster/row_count"], m["rows_quarantined"]) for day, m in meta.items()}
     assert figures == {"2026-02-28": (0, 0, 0, 0), "2026-03-01": (1, 5, 5, 0), "2026-03-02": (1, 6, 3, 3)}
     assert meta["2026-03-01"]["raw_digest"] != meta["2026-03-02"]["raw_digest"]
     assert meta["2026-02-28"]["raw_digest"] == "0:0000000000000000"
-    assert checks(result)[("trusted/employees", "rows_accounted_for")]  # the checks cover the whole run
+    assert checks(result)[("employees/trusted", "rows_accounted_for")]  # the checks cover the whole run
     assert lake.exists(ingestion.trusted_key("employees", date(2026, 3, 1)))
     assert not lake.exists(ingestion.trusted_key("employees", date(2026, 2, 28)))  # no raw objects that day
     assert len(current_state(lake)) == 5
@@ -88,7 +88,7 @@ def test_rerunning_a_partition_is_idempotent(lake):
         ingestion_table(trusted_before)
     )
     assert current_state(lake) == state_before
-    assert metadata(again, "current/employees")["dagster/row_count"] == len(state_before)
+    assert metadata(again, "employees/current")["dagster/row_count"] == len(state_before)
 
 
 def ingestion_table(data):
@@ -111,7 +111,7 @@ def test_objects_arriving_later_the_same_day_are_applied_on_the_next_run(lake):
     run(lake, "2026-03-02")
     write(lake, "2026/03/02/20260302-200000000.csv", emp("D", "2026-03-02 20:00:00", 1))
     result = run(lake, "2026-03-02")
-    assert metadata(result, "trusted/employees")["raw_objects"] == 2
+    assert metadata(result, "employees/trusted")["raw_objects"] == 2
     assert [k for k, _ in current_state(lake)] == [3, 4, 5, 6]
 
 
@@ -144,8 +144,8 @@ def test_rebuild_config_rereads_every_partition(lake):
     seed_history(lake)
     run(lake, "2026-03-01")
     run(lake, "2026-03-02")
-    result = run(lake, "2026-03-02", run_config={"ops": {"current__employees": {"config": {"rebuild": True}}}})
-    meta = metadata(result, "current/employees")
+    result = run(lake, "2026-03-02", run_config={"ops": {"employees__current": {"config": {"rebuild": True}}}})
+    meta = metadata(result, "employees/current")
     assert meta["rebuilt"] is True and sorted(meta["partitions_applied"]) == ["2026-03-01", "2026-03-02"]
     assert len(current_state(lake)) == 5
 

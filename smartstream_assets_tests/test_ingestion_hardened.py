@@ -193,7 +193,7 @@ def test_the_current_asset_is_in_a_pool_that_dagster_yaml_limits_to_one():
 
     from smartstream_assets.lake import PROJECT_ROOT
 
-    node = defs.resolve_assets_def(dg.AssetKey(["current", "employees"])).node_def
+    node = defs.resolve_assets_def(dg.AssetKey(["employees", "current"])).node_def
     assert node.pool == "smartstream_current_employees"
     pools = yaml.safe_load((PROJECT_ROOT / "dagster.yaml").read_text())["concurrency"]["pools"]
     assert pools == {"default_limit": 1, "granularity": "op"}
@@ -223,7 +223,7 @@ def test_a_day_whose_raw_objects_all_vanished_keeps_its_partition_unless_allowed
     failed = run(lake, "2026-03-02", raise_on_error=False)
     assert not failed.success
     assert lake.exists(ingestion.trusted_key("employees", DAY2))
-    allowed = run(lake, "2026-03-02", run_config={"ops": {"trusted__employees": {"config": {"allow_shrink": True}}}})
+    allowed = run(lake, "2026-03-02", run_config={"ops": {"employees__trusted": {"config": {"allow_shrink": True}}}})
     assert allowed.success and not lake.exists(ingestion.trusted_key("employees", DAY2))
 
 
@@ -292,7 +292,7 @@ def test_the_pruned_listing_finds_exactly_what_the_full_listing_finds(lake):
 
 
 def test_ingest_partitions_start_at_the_tables_declared_start_date():
-    trusted = defs.resolve_assets_def(dg.AssetKey(["trusted", "employees"]))
+    trusted = defs.resolve_assets_def(dg.AssetKey(["employees", "trusted"]))
     assert SPEC.start_date == date(2024, 6, 1)
     assert trusted.partitions_def.get_first_partition_key() == "2024-06-01"
     job = defs.resolve_job_def("employees_ingest")
@@ -367,7 +367,7 @@ def test_an_unterminated_quote_and_empty_objects_lose_nothing_end_to_end(any_lak
                                  "dagster/asset_partition_range_end": "2026-03-02"})  # fmt: skip
     assert result.success
     meta = {e.partition: e.materialization.metadata for e in result.get_asset_materialization_events()
-            if e.asset_key.path[0] == "trusted"}  # fmt: skip
+            if e.asset_key.path[-1] == "trusted"}  # fmt: skip
     day = {k: v.value for k, v in meta["2026-03-02"].items()}
     assert (day["raw_objects"], day["rows_in"], day["dagster/row_count"], day["rows_quarantined"]) == (4, 4, 3, 1)
     assert day["quarantined_unterminated_quote"] == 1

@@ -22,12 +22,12 @@ from smartstream_assets.ml.registry import CHAMPION, VersionInfo
 from smartstream_assets.ml.training import make_pipeline
 from smartstream_assets.producers.employees import EmployeeSimulator
 
-from .test_ml_lineage import APPROVAL, QUIET, Project, _write_current, job_selection, meta
+from .test_ml_lineage import APPROVAL, PARTITION, QUIET, Project, _write_current, job_selection, meta
 
 WHEN = datetime(2026, 6, 1, tzinfo=timezone.utc)
-FEATURES = dg.AssetKey(["features", "employees"])
-PREDICTIONS = dg.AssetKey(["predictions", "employees"])
-ANOMALY = dg.AssetKey(["models", "employees_anomaly"])
+FEATURES = dg.AssetKey(["employees", "features"])
+PREDICTIONS = dg.AssetKey(["employees", "predictions"])
+ANOMALY = dg.AssetKey(["employees", "anomalies"])
 
 
 @pytest.fixture(scope="module")
@@ -46,23 +46,23 @@ def pipeline(employees):
 
 def test_an_empty_features_table_says_ingest_first():
     with pytest.raises(scoring.ScoringError) as error:
-        scoring.check_rows_to_score(0, 0, source="features/employees", filtered=D.scoring_filter, ingest_job="employees_ingest")
+        scoring.check_rows_to_score(0, 0, source="employees/features", filtered=D.scoring_filter, ingest_job="employees_ingest")
     assert str(error.value) == (
-        "no rows to score in features/employees (0 rows); ingest data first (employees_ingest), "
-        "then materialise features/employees"
+        "no rows to score in employees/features (0 rows); ingest data first (employees_ingest), "
+        "then materialise employees/features"
     )
 
 
 def test_rows_all_filtered_out_say_how_many_and_by_what():
     with pytest.raises(scoring.ScoringError) as error:
-        scoring.check_rows_to_score(120, 0, source="features/employees", filtered=D.scoring_filter, ingest_job="employees_ingest")
+        scoring.check_rows_to_score(120, 0, source="employees/features", filtered=D.scoring_filter, ingest_job="employees_ingest")
     message = str(error.value)
     assert message == (
-        "no rows to score in features/employees (120 rows, all filtered: LeaveOrNot = 1 (leaves) is not scored); "
-        "ingest data with rows to score first (employees_ingest), then materialise features/employees"
+        "no rows to score in employees/features (120 rows, all filtered: LeaveOrNot = 1 (leaves) is not scored); "
+        "ingest data with rows to score first (employees_ingest), then materialise employees/features"
     )
     assert "\n" not in message
-    scoring.check_rows_to_score(120, 1, source="features/employees", filtered="", ingest_job="employees_ingest")
+    scoring.check_rows_to_score(120, 1, source="employees/features", filtered="", ingest_job="employees_ingest")
 
 
 # ------------------------------------------------------- 2. the champion needs columns
@@ -75,10 +75,10 @@ def test_missing_champion_columns_name_the_columns_the_model_and_the_version(pip
     assert scoring.missing_columns(needs, available) == ["City", "Age"]
     with pytest.raises(scoring.ScoringError) as error:
         scoring.check_champion_columns(
-            needs, available, model=D.registered_model, version="3", source="features/employees", retrain_job="employees_retrain"
+            needs, available, model=D.registered_model, version="3", source="employees/features", retrain_job="employees_retrain"
         )
     assert str(error.value) == (
-        "champion smartstream-employees-attrition v3 needs columns City, Age that features/employees lacks; "
+        "champion smartstream-employees-attrition v3 needs columns City, Age that employees/features lacks; "
         "retrain (employees_retrain) or restore the columns"
     )
     scoring.check_champion_columns(needs, employees.columns, model="m", version="1", source="s", retrain_job="r")
@@ -91,7 +91,7 @@ def test_a_model_that_does_not_record_its_columns_needs_the_domains():
 def test_features_from_a_table_without_the_domains_columns_is_a_clear_error(employees):
     with pytest.raises(ValueError) as error:
         D.feature_frame(employees.drop(columns=["Gender"]))
-    assert str(error.value).startswith("current/employees lacks columns Gender that features/employees needs; restore them")
+    assert str(error.value).startswith("employees/current lacks columns Gender that employees/features needs; restore them")
 
 
 # -------------------------------------- 3. nulls and unseen categories: scored and counted
@@ -133,12 +133,12 @@ def test_nulls_and_unseen_categories_are_scored_and_counted_per_column(pipeline,
         "Gender": {"rows": 1, "values": ["Other"]},
         "PaymentTier": {"rows": 1, "values": [7]},
     }
-    null_line, unseen_line = quality.warnings("features/employees", D.registered_model, "3")
+    null_line, unseen_line = quality.warnings("employees/features", D.registered_model, "3")
     assert null_line == (
-        "2 of 8 rows of features/employees have nulls (City 1, Age 1); scored with the pipeline's missing-value handling"
+        "2 of 8 rows of employees/features have nulls (City 1, Age 1); scored with the pipeline's missing-value handling"
     )
     assert unseen_line == (
-        "3 of 8 rows of features/employees have categories smartstream-employees-attrition v3 never saw in training "
+        "3 of 8 rows of employees/features have categories smartstream-employees-attrition v3 never saw in training "
         "(City 2 (Mumbai); Gender 1 (Other); PaymentTier 1 (7)); scored as unknown: retrain if they are here to stay"
     )
     scored = scoring.score_batch(pipeline, batch, id_column=D.id_column, features=D.features)
@@ -148,7 +148,7 @@ def test_nulls_and_unseen_categories_are_scored_and_counted_per_column(pipeline,
 def test_a_clean_batch_has_nothing_to_say(pipeline, employees):
     quality = scoring.input_quality(employees, D.features, scoring.fitted_categories(pipeline))
     assert (quality.rows_with_nulls, quality.rows_with_unseen_categories) == (0, 0)
-    assert quality.warnings("features/employees", D.registered_model, "1") == []
+    assert quality.warnings("employees/features", D.registered_model, "1") == []
 
 
 # ---------------------------------------------------------------- 4. approving a version
@@ -163,14 +163,14 @@ HISTORY = versions(("5", HELD), ("4", "rejected"), ("3", HELD), ("2", "promoted"
 
 
 def approve_version(requested, history=HISTORY, challenger="5"):
-    return approval_version(requested, name=D.registered_model, model=D.model, versions=history, challenger=challenger)
+    return approval_version(requested, name=D.registered_model, domain=D, versions=history, challenger=challenger)
 
 
 def test_a_version_that_is_not_a_number_lists_the_versions_waiting_for_approval():
     with pytest.raises(DeploymentError) as error:
         approve_version("abc")
     assert str(error.value) == (
-        "approvals/employees_attrition: version 'abc' is not a number; versions waiting for approval: 5, 3; "
+        "employees/attrition_approval: version 'abc' is not a number; versions waiting for approval: 5, 3; "
         "set config version to one of them, or leave it empty for the challenger v5"
     )
 
@@ -189,12 +189,12 @@ def test_with_nothing_held_the_message_says_there_is_nothing_to_approve():
     with pytest.raises(DeploymentError) as error:
         approve_version("two", history, challenger="2")
     assert str(error.value) == (
-        "approvals/employees_attrition: version 'two' is not a number; no version is waiting for approval "
-        "(challenger: v2, gate: rejected); nothing to approve until deployments/employees_attrition holds a candidate"
+        "employees/attrition_approval: version 'two' is not a number; no version is waiting for approval "
+        "(challenger: v2, gate: rejected); nothing to approve until employees/attrition_champion holds a candidate"
     )
-    with pytest.raises(DeploymentError, match="has no versions yet; materialise models/employees_attrition and deployments/"):
+    with pytest.raises(DeploymentError, match="has no versions yet; materialise employees/attrition_candidate and employees/attrition_champion"):
         approve_version("1", [], challenger=None)
-    with pytest.raises(DeploymentError, match="has no challenger to approve; materialise models/employees_attrition"):
+    with pytest.raises(DeploymentError, match="has no challenger to approve; materialise employees/attrition_candidate"):
         approve_version("", [], challenger=None)
 
 
@@ -219,9 +219,9 @@ def project(tmp_path_factory, employees):
     _write_current(project.lake, employees)
     config = {
         "ops": {
-            "models__employees_attrition": {"config": {"trials": 2, "estimators": ["random_forest"]}},
-            "deployments__employees_attrition": {
-                "config": {"min_roc_auc": 0.0, "min_f1": 0.0, "max_demographic_parity_difference": 1.0}
+            "employees__attrition_candidate": {"config": {"trials": 2, "estimators": ["random_forest"]}},
+            "employees__attrition_champion": {
+                "config": {"thresholds": {"roc_auc": 0.0, "f1": 0.0}, "max_fairness": 1.0}
             },
         }
     }
@@ -232,8 +232,9 @@ def project(tmp_path_factory, employees):
         list(defs.assets), selection=job_selection("employees_retrain"), resources=project.resources,
         instance=project.instance, raise_on_error=False, run_config={**QUIET, **config},
     )  # fmt: skip
-    gate = {"deployments__employees_attrition": config["ops"]["deployments__employees_attrition"]}
-    project.materialize(dg.AssetSelection.assets(dg.AssetKey(["deployments", "employees_attrition"])), {"ops": gate})
+    gate = {"employees__attrition_champion": config["ops"]["employees__attrition_champion"]}
+    project.materialize(dg.AssetSelection.assets(dg.AssetKey(["employees", "attrition_champion"])), {"ops": gate})
+    project.materialize(dg.AssetSelection.assets(ANOMALY))  # the flags scoring joins (an input of predictions)
     assert project.registry.version(D.registered_model, CHAMPION).version == "1"
     return project
 
@@ -243,6 +244,7 @@ def failure(project, *keys, run_config=None) -> str:
     result = dg.materialize(
         list(defs.assets), selection=dg.AssetSelection.assets(*keys), resources=project.resources,
         instance=project.instance, raise_on_error=False, run_config={**QUIET, **(run_config or {})},
+        partition_key=PARTITION if PREDICTIONS in keys else None,
     )  # fmt: skip
     [event] = [e for e in result.all_events if e.event_type_value == "STEP_FAILURE"]
     error = event.event_specific_data.error
@@ -257,10 +259,10 @@ def prediction_dates(project) -> list[str]:
 def test_scoring_a_table_of_people_who_all_left_fails_and_writes_nothing(project, employees):
     _write_current(project.lake, employees.assign(LeaveOrNot=1))
     before = prediction_dates(project)
-    message = failure(project, FEATURES, PREDICTIONS, run_config={"ops": {"predictions__employees": {"config": {"run_date": "2026-07-01"}}}})
+    message = failure(project, FEATURES, PREDICTIONS)
     assert message == (
-        "no rows to score in features/employees (300 rows, all filtered: LeaveOrNot = 1 (leaves) is not scored); "
-        "ingest data with rows to score first (employees_ingest), then materialise features/employees"
+        "no rows to score in employees/features (300 rows, all filtered: LeaveOrNot = 1 (leaves) is not scored); "
+        "ingest data with rows to score first (employees_ingest), then materialise employees/features"
     )
     assert prediction_dates(project) == before  # no empty partition written
 
@@ -269,8 +271,8 @@ def test_scoring_an_empty_table_says_ingest_first(project, employees):
     _write_current(project.lake, employees.head(0))
     message = failure(project, FEATURES, PREDICTIONS)
     assert message == (
-        "no rows to score in features/employees (0 rows); ingest data first (employees_ingest), "
-        "then materialise features/employees"
+        "no rows to score in employees/features (0 rows); ingest data first (employees_ingest), "
+        "then materialise employees/features"
     )
 
 
@@ -280,7 +282,7 @@ def test_a_champion_whose_columns_are_gone_names_them_and_its_version(project, e
     write_frame(project.lake, features_key(D), D.feature_frame(employees).drop(columns=["City", "Age"]))
     message = failure(project, PREDICTIONS)
     assert message == (
-        "champion smartstream-employees-attrition v1 needs columns City, Age that features/employees lacks; "
+        "champion smartstream-employees-attrition v1 needs columns City, Age that employees/features lacks; "
         "retrain (employees_retrain) or restore the columns"
     )
 
@@ -293,10 +295,8 @@ def test_nulls_and_unseen_categories_are_scored_and_counted_in_the_metadata(proj
     batch.loc[stay[3:8], "City"] = "Mumbai"
     batch.loc[stay[:1], "Education"] = None
     _write_current(project.lake, batch)
-    result = project.materialize(
-        dg.AssetSelection.assets(FEATURES, ANOMALY, PREDICTIONS), {"ops": {"predictions__employees": {"config": {"run_date": "2026-07-02"}}}}
-    )
-    predictions = meta(result, "predictions/employees")
+    result = project.materialize(dg.AssetSelection.assets(FEATURES, ANOMALY, PREDICTIONS), partition_key="2026-07-01")
+    predictions = meta(result, "employees/predictions")
     assert predictions["dagster/row_count"] == len(stay)  # every row scored
     assert predictions["rows_with_nulls"] == 3 and predictions["nulls_by_column"] == {"Education": 1, "Age": 3}
     assert predictions["rows_with_unseen_categories"] == 5
@@ -308,13 +308,13 @@ def test_nulls_and_unseen_categories_are_scored_and_counted_in_the_metadata(proj
 
 
 def test_approving_a_version_that_is_not_a_number_fails_with_one_line(project):
-    config = {"ops": {"approvals__employees_attrition": {"config": {"approved_by": "dana", "version": "abc"}}}}
+    config = {"ops": {"employees__attrition_approval": {"config": {"approved_by": "dana", "version": "abc"}}}}
     message = failure(project, APPROVAL, run_config=config)
     assert message == (
-        "approvals/employees_attrition: version 'abc' is not a number; no version is waiting for approval "
-        "(challenger: v1, gate: promoted); nothing to approve until deployments/employees_attrition holds a candidate"
+        "employees/attrition_approval: version 'abc' is not a number; no version is waiting for approval "
+        "(challenger: v1, gate: promoted); nothing to approve until employees/attrition_champion holds a candidate"
     )
-    config["ops"]["approvals__employees_attrition"]["config"]["version"] = "9"
+    config["ops"]["employees__attrition_approval"]["config"]["version"] = "9"
     assert failure(project, APPROVAL, run_config=config).startswith(
         "smartstream-employees-attrition has no version 9 (it has 1); no version is waiting for approval"
     )
@@ -337,6 +337,6 @@ def test_the_gate_says_which_columns_a_champion_cannot_be_compared_without(proje
         deployment.run_gate(project.registry, narrow, narrow.quality_bar, requires_approval=True)
     assert str(error.value) == (
         f"champion smartstream-employees-attrition v1 needs columns City that the holdout of challenger v{logged.version} "
-        "lacks, so the two cannot be compared; restore the columns in features/employees and materialise "
-        "models/employees_attrition again"
+        "lacks, so the two cannot be compared; restore the columns in employees/features and materialise "
+        "employees/attrition_candidate again"
     )

@@ -10,7 +10,7 @@ from smartstream_assets.ml.retraining import (
     decide_retraining,
 )
 
-BAR = QualityBar(min_roc_auc=0.7, min_f1=0.5, max_demographic_parity_difference=0.3)
+BAR = QualityBar(metrics={"roc_auc": (">=", 0.7), "f1": (">=", 0.5)}, max_fairness=0.3)
 GOOD = {"roc_auc": 0.8, "f1": 0.6, "accuracy": 0.8}
 
 
@@ -130,3 +130,28 @@ def test_protecting_a_facet_the_domain_does_not_measure_is_a_definition_error():
     validate_protected_facets("employees", ("Gender", "City"), ("Gender",))
     with pytest.raises(FairnessDefinitionError, match="domain employees: protected_facets Race are not among its facets \\(Gender, City\\)"):
         validate_protected_facets("employees", ("Gender", "City"), ("Gender", "Race"))
+
+
+# ------------------------------------------------- regression: lower is better, baselines
+
+
+def test_a_regressor_is_compared_with_the_champion_and_the_baselines_lower_being_better():
+    bar = QualityBar(metrics={"rmse": ("<=", 2.0), "r2": (">=", 0.5)}, beat_baselines={"persistence": 0.9})
+
+    def gate(rmse, champion=None, persistence=2.0):
+        return decide_promotion(
+            GateInput({"rmse": rmse, "r2": 0.8}, 0.0, champion, "4" if champion else None, primary_metric="rmse",
+                      primary_direction="min", baselines={"persistence": {"rmse": persistence}}),
+            bar, requires_approval=False,
+        )  # fmt: skip
+
+    assert gate(1.5).action == "promote"
+    assert "RMSE 1.500 beats baseline persistence (2.000; at most 0.9 x)" in gate(1.5).reasons[0]
+    worse = gate(1.9)  # 1.9 > 0.9 x 2.0
+    assert worse.action == "reject"
+    assert worse.reasons == ["RMSE 1.900 does not beat baseline persistence: needs at most 1.800 (0.9 x 2.000)"]
+    assert gate(2.5).reasons[0] == "RMSE 2.500 is above the bar 2.000"
+    assert gate(1.5, champion={"rmse": 1.4}).reasons == ["worse than champion v4 on the candidate's holdout: rmse 1.500 > 1.400"]
+    assert gate(1.4, champion={"rmse": 1.5}).action == "promote"
+    unmeasured = decide_promotion(GateInput({"rmse": 1.0, "r2": 0.9}, 0.0, primary_metric="rmse", primary_direction="min"), bar, requires_approval=False)
+    assert unmeasured.reasons == ["baseline persistence was not measured: the bar requires beating it"]

@@ -44,8 +44,8 @@ def served_project(tracking_server, tmp_path_factory):
     project.resources["mlflow"] = type(project.resources["mlflow"])(tracking_uri=tracking_server.tracking_uri)
     seed_raw_zone(project.lake, SAMPLE_DIR)
     project.ingest()
-    result = project.materialize(job_selection("employees_retrain"), {"ops": {"models__employees_attrition": {"config": {"trials": 2}}}})
-    assert meta(result, "deployments/employees_attrition")["status"] == "promoted"
+    result = project.materialize(job_selection("employees_retrain"), {"ops": {"employees__attrition_candidate": {"config": {"trials": 2}}}})
+    assert meta(result, "employees/attrition_champion")["status"] == "promoted"
     return project
 
 
@@ -63,7 +63,7 @@ def test_the_tracking_server_holds_the_run_the_version_and_its_artifacts(served_
 
 
 def meta_url(project) -> str:
-    record = project.instance.fetch_materializations(dg.AssetKey(["models", "employees_attrition"]), limit=1).records[0]
+    record = project.instance.fetch_materializations(dg.AssetKey(["employees", "attrition_candidate"]), limit=1).records[0]
     return record.asset_materialization.metadata["mlflow_run"].value
 
 
@@ -107,12 +107,11 @@ def test_predictions_are_upserted_into_postgres_once_per_run_date_and_employee(s
     monkeypatch.setenv("SMARTSTREAM_PREDICTIONS_DB", postgres_server.url)
     served_project.resources["predictions_db"] = PredictionsDbResource()
     scoring = dg.AssetSelection.assets(
-        dg.AssetKey(["models", "employees_anomaly"]), dg.AssetKey(["predictions", "employees"])
+        dg.AssetKey(["employees", "anomalies"]), dg.AssetKey(["employees", "predictions"])
     )
-    config = {"ops": {"predictions__employees": {"config": {"run_date": "2026-12-01"}}}}
-    first = meta(served_project.materialize(scoring, config), "predictions/employees")
+    first = meta(served_project.materialize(scoring, partition_key="2026-10-01"), "employees/predictions")
     assert first["sql_table"] == "employee_predictions" and first["sql_rows_upserted"] == first["dagster/row_count"]
-    again = meta(served_project.materialize(scoring, config), "predictions/employees")
+    again = meta(served_project.materialize(scoring, partition_key="2026-10-01"), "employees/predictions")
     assert again["sql_rows_upserted"] == 0  # the same scores for the same run date: nothing rewritten
     with postgres_server.connect() as conn:
         count, run_dates, versions = conn.execute(

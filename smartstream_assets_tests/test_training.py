@@ -113,8 +113,8 @@ def test_no_row_of_the_holdout_or_of_a_validation_fold_is_also_trained_on(with_c
     assert len(with_copies) == 1000 and with_copies.duplicated(subset=ROW).sum() == 622
     used, real = [], training.grouped_folds
 
-    def spy(y, groups, folds, seed):
-        used.append(real(y, groups, folds, seed))
+    def spy(y, groups, folds, seed, stratified=True):
+        used.append(real(y, groups, folds, seed, stratified))
         return used[-1]
 
     monkeypatch.setattr(training, "grouped_folds", spy)
@@ -236,7 +236,7 @@ def test_the_fairness_check_errors_only_for_protected_facets():
     def facet(dp, eo):
         return FacetFairness("f", pd.DataFrame(), dp, 1 - dp, eo)
 
-    key = dg.AssetKey(["models", "employees_attrition"])
+    key = dg.AssetKey(["employees", "attrition_candidate"])
     assert D.gated_facets == ["Gender"]
     city = fairness_check(key, D, {"Gender": facet(0.1, 0.1), "City": facet(0.6, 0.5)})
     assert not city.passed and city.severity == dg.AssetCheckSeverity.WARN

@@ -8,12 +8,14 @@ import dagster as dg
 import pandas as pd
 
 from ..domains.employees import ATTRITION, left_the_company
+from ..keys import asset_keys, domain_asset_key, features_key, spelled, trusted_asset_key
 from ..lake import Lake
 from ..resources import LakeResource, MlflowResource
-from .ml import asset_keys, features_key, write_frame
+from .ml import write_frame
 
-HEADCOUNT_KEY = dg.AssetKey(["forecasts", "employees_headcount"])
-DASHBOARD_KEY = dg.AssetKey(["reports", "employees_dashboard"])
+HEADCOUNT_KEY = domain_asset_key(ATTRITION.name, "headcount_forecast")  # employees/headcount_forecast
+DASHBOARD_KEY = domain_asset_key(ATTRITION.name, "dashboard")  # employees/dashboard
+# lake keys (zone first, unchanged)
 HISTORY = "forecasts/employees_headcount/history.parquet"
 FORECAST = "forecasts/employees_headcount/forecast.parquet"
 DASHBOARD_PNG = "reports/employees/dashboard.png"
@@ -22,7 +24,7 @@ FORECAST_MONTHS = 6
 
 @dg.asset(
     key=HEADCOUNT_KEY,
-    deps=[dg.AssetKey(["trusted", ATTRITION.table])],
+    deps=[trusted_asset_key(ATTRITION.table)],
     group_name=ATTRITION.name,
     kinds={"prophet", "parquet"},
     description=(
@@ -37,7 +39,7 @@ def headcount_forecast(context: dg.AssetExecutionContext, lake: LakeResource) ->
     store = lake.get()
     changes = read_change_log(store, ATTRITION.table)
     if changes.empty:
-        raise dg.Failure(f"trusted/{ATTRITION.table} is empty: ingest raw data first")
+        raise dg.Failure(f"{spelled(trusted_asset_key(ATTRITION.table))} is empty: ingest raw data first")
     history = monthly_active_count(changes, [ATTRITION.id_column], exit_when=left_the_company)
     forecast = forecast_monthly(history, "headcount", periods=FORECAST_MONTHS)
     write_frame(store, HISTORY, history)

@@ -1,4 +1,4 @@
-"""trusted/<table> and current/<table> for every table of the registry.
+"""<table>/trusted and <table>/current for every table of the registry.
 
 Thin Dagster wrappers around ``smartstream_assets.ingestion``; the checks are
 computed on what was just written and reported with the materialisation.
@@ -10,6 +10,7 @@ from datetime import date
 import dagster as dg
 
 from .. import ingestion, quality
+from ..keys import current_asset_key, current_op_name, trusted_asset_key, trusted_op_name  # noqa: F401 (re-exported)
 from ..metadata import column_schema, counts_table, preview
 from ..partitions import ingest_date_partitions
 from ..resources import LakeResource
@@ -27,7 +28,7 @@ class TrustedConfig(dg.Config):
     allow_shrink: bool = False  # rebuild a partition even though raw objects it was built from are gone
 
 
-# Runs that update current/<table> at once serialise on this pool (limit 1 in
+# Runs that update <table>/current at once serialise on this pool (limit 1 in
 # dagster.yaml); the state's compare-and-swap keeps them right even without it.
 def current_pool(table: str) -> str:
     return f"smartstream_current_{table}"
@@ -37,26 +38,17 @@ class CurrentConfig(dg.Config):
     rebuild: bool = False  # re-read every trusted partition instead of only new ones
 
 
-def trusted_op_name(table: str) -> str:
-    return f"trusted__{table}"
-
-
-def trusted_asset_key(table: str) -> dg.AssetKey:
-    return dg.AssetKey(["trusted", table])
-
-
-def current_asset_key(table: str) -> dg.AssetKey:
-    return dg.AssetKey(["current", table])
-
-
-def build_ingestion_assets(spec: TableSpec) -> list[dg.AssetsDefinition]:
+def build_ingestion_assets(spec: TableSpec, group: str | None = None) -> list[dg.AssetsDefinition]:
+    """``<table>/trusted`` and ``<table>/current`` in ``group``: the group of the domain built
+    on the table (``keys.table_group``), so its lineage reads from raw; default the table's name."""
+    group = group or spec.name
     trusted_key, current_key = trusted_asset_key(spec.name), current_asset_key(spec.name)
 
     @dg.asset(
         key=trusted_key,
         partitions_def=ingest_date_partitions(spec.start_date),
         backfill_policy=dg.BackfillPolicy.single_run(),
-        group_name="ingestion",
+        group_name=group,
         kinds={"parquet"},
         description=(
             f"Typed change log of the raw objects under `{spec.raw_prefix}` ({spec.format}) "
@@ -111,7 +103,7 @@ def build_ingestion_assets(spec: TableSpec) -> list[dg.AssetsDefinition]:
         deps=[trusted_key],
         # single_run lets one CLI run cover trusted's partition range and then this.
         backfill_policy=dg.BackfillPolicy.single_run(),
-        group_name="ingestion",
+        group_name=group,
         kinds={"parquet"},
         description=(
             f"Current state of {spec.name}: every change applied per primary key in commit order "

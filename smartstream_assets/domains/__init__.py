@@ -2,10 +2,11 @@
 
 The shared mechanisms (training with search, registry, promotion gate, scoring,
 drift, retraining) are in ``smartstream_assets.ml`` and built into assets by
-``smartstream_assets.assets.ml``; a domain module declares its model(s) with a
-``ClassifierDomain`` and adds what only it has. Adding a domain is one module and
-one entry in ``DOMAIN_MODULES``: the module defines ``PLUGIN``, a ``DomainPlugin``
-holding its ``ClassifierDomain`` and, loaded lazily, its extra assets.
+``smartstream_assets.assets.ml``; a domain module declares its model with a
+``Domain`` (its task kind, table, columns or feature function, bar, cadence) and adds
+what only it has. Adding a domain is one module and one entry in ``DOMAIN_MODULES``:
+the module defines ``PLUGIN``, a ``DomainPlugin`` holding its ``Domain`` and, loaded
+lazily, its extra assets.
 """
 
 from __future__ import annotations
@@ -15,14 +16,56 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from ..ml.tasks import (  # noqa: F401 (re-exported: a domain module imports all it needs from here)
+    BinaryClassification,
+    ColumnForecast,
+    MultiOutputRegression,
+    PlainModel,
+    RandomSplit,
+    Regression,
+    Task,
+    TimeSplit,
+)
 
-@dataclass(frozen=True)
+
+AT_LEAST, AT_MOST = ">=", "<="
+
+
+@dataclass(frozen=True, eq=False)
 class QualityBar:
-    """What a candidate must reach before it may serve (on its own holdout)."""
+    """What a candidate must reach before it may serve, on its own holdout:
 
-    min_roc_auc: float = 0.75
-    min_f1: float = 0.55
-    max_demographic_parity_difference: float = 0.35
+    - ``metrics``: metric -> (``">="`` or ``"<="``, threshold), e.g.
+      ``{"roc_auc": (">=", 0.7)}`` or ``{"rmse": ("<=", 2.0), "r2": (">=", 0.9)}``;
+    - ``beat_baselines``: baseline name -> ratio r on the task's primary metric: where
+      lower is better the candidate's value must be at most r x the baseline's (r = 1:
+      not worse; r = 0.9: 10% lower), where higher is better at least r x;
+    - ``max_fairness``: the worst gated fairness value over the protected facets
+      (classification: demographic-parity difference; regression: MAE-ratio gap);
+      None: fairness is reported, not gated.
+    """
+
+    metrics: dict[str, tuple[str, float]] = field(default_factory=dict)
+    beat_baselines: dict[str, float] = field(default_factory=dict)
+    max_fairness: float | None = None
+
+    def __post_init__(self):
+        for metric, rule in self.metrics.items():
+            if not (isinstance(rule, tuple) and len(rule) == 2 and rule[0] in (AT_LEAST, AT_MOST)):
+                raise ValueError(f"quality bar {metric}: a rule is ('>=' or '<=', threshold) (got {rule!r})")
+
+    def with_overrides(self, thresholds: dict[str, float] | None = None, max_fairness: float | None = None) -> "QualityBar":
+        """The bar with some thresholds replaced (the gate's config); unknown metrics are an error."""
+        thresholds = thresholds or {}
+        unknown = [m for m in thresholds if m not in self.metrics]
+        if unknown:
+            raise ValueError(f"the quality bar has no metric {', '.join(unknown)} (it has {', '.join(self.metrics) or 'none'})")
+        metrics = {m: (op, float(thresholds.get(m, value))) for m, (op, value) in self.metrics.items()}
+        return QualityBar(metrics, dict(self.beat_baselines), self.max_fairness if max_fairness is None else max_fairness)
+
+    def to_json(self) -> dict:
+        return {"metrics": {m: list(rule) for m, rule in self.metrics.items()},
+                "beat_baselines": dict(self.beat_baselines), "max_fairness": self.max_fairness}  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -36,27 +79,69 @@ class FairnessThresholds:
 
 @dataclass(frozen=True)
 class Cadence:
-    """When a domain's batch scoring runs: a cron in ``timezone``; ``label`` names the
+    """A domain's scoring partitions: one per ``every`` (hour, day, week, month) from
+    ``start``; the schedule (``build_schedule_from_partitioned_job``) scores a partition
+    when it has ended, ``*_offset`` after (e.g. monthly with ``hour_offset=6``: the
+    month's partition on the 1st of the next month at 06:00). ``label`` names the
     schedule (``<domain>_<label>_scoring``)."""
 
-    cron: str = "0 6 1 * *"
+    every: str = "month"
+    start: str = "2024-01-01"
+    minute_offset: int = 0
+    hour_offset: int = 0
+    day_offset: int | None = None  # week: day of week (0 = Sunday); month: day of month (default 1)
     timezone: str = "UTC"
-    label: str = "monthly"
-    description: str = "the 1st of every month, 06:00 UTC"
+    label: str = ""
+    description: str = ""
+
+    def __post_init__(self):
+        if self.every not in _PARTITIONS:
+            raise ValueError(f"a cadence is every {', '.join(_PARTITIONS)} (got {self.every!r})")
+
+    @property
+    def name(self) -> str:
+        return self.label or {"hour": "hourly", "day": "daily", "week": "weekly", "month": "monthly"}[self.every]
+
+    def partitions_def(self):
+        import dagster as dg
+
+        kind = getattr(dg, _PARTITIONS[self.every])
+        kwargs: dict[str, Any] = {"start_date": self.start, "minute_offset": self.minute_offset, "timezone": self.timezone}
+        if self.every != "hour":
+            kwargs["hour_offset"] = self.hour_offset
+        if self.every in ("week", "month") and self.day_offset is not None:
+            kwargs["day_offset"] = self.day_offset
+        return kind(**kwargs)
+
+    @property
+    def cron(self) -> str:
+        return self.partitions_def().get_cron_schedule()
+
+
+_PARTITIONS = {
+    "hour": "HourlyPartitionsDefinition",
+    "day": "DailyPartitionsDefinition",
+    "week": "WeeklyPartitionsDefinition",
+    "month": "MonthlyPartitionsDefinition",
+}
 
 
 @dataclass(frozen=True)
-class ClassifierDomain:
-    """One binary classifier trained on a table's current state and scored in batch."""
+class Domain:
+    """One model of a kind (``task``: binary classification, regression, multi-output
+    regression) trained on a table's current state and scored in batch."""
 
-    name: str  # the domain: features/<name>, predictions/<name>, reports/<name>_drift
-    table: str  # the source table of the registry (current/<table>)
-    model: str  # models/<model>, deployments/<model>, approvals/<model>
+    name: str  # the domain: <name>/features, <name>/predictions, <name>/drift_report
+    table: str  # the source table of the registry (<table>/current)
+    model: str  # the model's role: <name>/<model>_candidate, <name>/<model>_champion, <name>/<model>_approval
     registered_model: str  # the MLflow registered model
     id_column: str
-    target: str
+    task: Task  # what is learnt and how: split, estimators, objective, metrics, predictions
     numeric: tuple[str, ...]
     categorical: tuple[str, ...]
+    # current state -> the feature frame (id, features, labels, time column): lags, rolling
+    # windows, embeddings; None: the columns are taken as they are
+    make_features: Callable[[Any], Any] | None = None
     facets: tuple[str, ...] = ()  # fairness is measured and reported by these columns
     # the facets the gate's parity bar and the check's ERROR apply to (empty: all facets);
     # the others warn: a location can differ in base rates without anyone being wronged
@@ -77,11 +162,34 @@ class ClassifierDomain:
     # have left); the drift reference is filtered the same way, so both compare like with like
     score_only_not_positive: bool = False
     scoring_cadence: Cadence = field(default_factory=Cadence)
+    # a scoring partition scores the rows whose event_time falls in its window (None: every
+    # row of the current state, at each partition: a batch re-score of the whole table)
+    event_time: str | None = None
     # what class 0 and class 1 are called in charts, and their colours (empty: the default)
     class_labels: tuple[str, str] = ("0", "1")
     class_colours: tuple[str, ...] = ()
-    # (logged metric, column header) the demo's summary prints for the champion
-    summary_metrics: tuple[tuple[str, str], ...] = (("roc_auc", "ROC AUC"), ("f1", "F1"))
+    # (logged metric, column header) the demo's summary prints for the champion (empty: the
+    # task's: ROC AUC and F1, or R² and RMSE)
+    summary_metrics: tuple[tuple[str, str], ...] = ()
+
+    def __post_init__(self):
+        if self.score_only_not_positive and self.task.kind != "binary":
+            raise ValueError(f"domain {self.name}: score_only_not_positive needs a binary task (got {self.task.kind})")
+
+    @property
+    def targets(self) -> tuple[str, ...]:
+        return tuple(self.task.targets)
+
+    @property
+    def target(self) -> str:
+        """The first (for one-target tasks the only) label column."""
+        return self.task.targets[0]
+
+    @property
+    def summary(self) -> tuple[tuple[str, str], ...]:
+        if self.summary_metrics:
+            return self.summary_metrics
+        return (("roc_auc", "ROC AUC"), ("f1", "F1")) if self.task.kind == "binary" else (("r2", "R²"), ("rmse", "RMSE"))
 
     @property
     def class_label_map(self) -> dict[Any, str]:
@@ -94,6 +202,11 @@ class ClassifierDomain:
     @property
     def class_colour_map(self) -> dict[str, str]:
         return dict(zip(self.class_labels, self.class_colours))
+
+    @property
+    def model_id(self) -> str:
+        """``<name>_<model>``: the MLflow experiment is ``smartstream-<model_id>``."""
+        return f"{self.name}_{self.model}"
 
     @property
     def gated_facets(self) -> list[str]:
@@ -109,6 +222,19 @@ class ClassifierDomain:
             return frame
         return frame[frame[self.target].ne(1) | frame[self.target].isna()]
 
+    def rows_in_window(self, frame, start, end):
+        """The rows a scoring partition [start, end) scores (all without ``event_time``)."""
+        if self.event_time is None:
+            return frame
+        import pandas as pd
+
+        times = pd.to_datetime(frame[self.event_time], utc=True)
+        return frame[(times >= pd.Timestamp(start)) & (times < pd.Timestamp(end))]
+
+    def window_filter(self, partition: str) -> str:
+        """Which rows a partition leaves out, in words (empty: none)."""
+        return f"only rows whose {self.event_time} falls in {partition}" if self.event_time else ""
+
     @property
     def scoring_filter(self) -> str:
         """Which rows batch scoring leaves out, in words (empty: none)."""
@@ -116,17 +242,28 @@ class ClassifierDomain:
             return ""
         return f"{self.target} = 1 ({self.positive_label}) is not scored"
 
+    @property
+    def frame_columns(self) -> list[str]:
+        """What the feature frame holds: id, features, labels, and what the split and the
+        baselines read (a time column, a lag to forecast with)."""
+        from ..ml.training import _extra_columns
+
+        return list(dict.fromkeys([self.id_column, *self.features, *self.targets, *_extra_columns(self.task)]))
+
     def feature_frame(self, current):
-        """The model's input frame from the table's current state: id, features, label.
-        Rows without a label are scored but not trained on."""
-        wanted = [self.id_column, *self.features, self.target]
-        missing = [c for c in wanted if c not in current.columns]
+        """The model's input frame from the table's current state (through
+        ``make_features`` when the domain has one): id, features, labels. Rows without a
+        label are scored but not trained on."""
+        source = current if self.make_features is None else self.make_features(current)
+        wanted = self.frame_columns
+        missing = [c for c in wanted if c not in source.columns]
         if missing:
+            where = f"{self.table}/current" if self.make_features is None else f"the {self.name} feature function's output"
             raise ValueError(
-                f"current/{self.table} lacks columns {', '.join(missing)} that features/{self.name} needs; "
+                f"{where} lacks columns {', '.join(missing)} that {self.name}/features needs; "
                 f"restore them in the table registry and re-ingest, or change the {self.name} domain's columns"
             )
-        return current[wanted].reset_index(drop=True)
+        return source[wanted].reset_index(drop=True)
 
 
 @dataclass(frozen=True)
@@ -143,7 +280,7 @@ class DomainPlugin:
     """One registry entry: the domain's model declaration and, loaded only when the
     code location is built (the extra assets import the domain module), its extras."""
 
-    domain: ClassifierDomain
+    domain: Domain
     extras: Callable[[], DomainExtras] | None = None
 
     def load_extras(self) -> DomainExtras:
@@ -158,5 +295,5 @@ def all_plugins() -> list[DomainPlugin]:
     return [importlib.import_module(module).PLUGIN for module in DOMAIN_MODULES]
 
 
-def all_domains() -> list[ClassifierDomain]:
+def all_domains() -> list[Domain]:
     return [plugin.domain for plugin in all_plugins()]

@@ -9,9 +9,9 @@ from dataclasses import dataclass
 
 from .fairness import protected_fairness
 from .promotion import PROMOTE, Decision, GateInput, decide_promotion
+from ..keys import asset_keys, spelled
 from .registry import CHALLENGER, CHAMPION, Registry, VersionInfo
 from .scoring import missing_columns, model_input_columns, score_batch
-from .training import classification_metrics
 
 GATE_TAG = "smartstream.gate"
 HELD = "held_for_approval"
@@ -45,29 +45,36 @@ def run_gate(registry: Registry, domain, bar, *, requires_approval: bool, versio
     run registered another candidate); the gate still decides on ``version``. Without it
     (tests, scripts), the challenger is evaluated."""
     name = domain.registered_model
+    keys = asset_keys(domain)
     challenger = registry.version(name, CHALLENGER)
     if version is None:
         candidate = challenger
         if candidate is None:
-            raise DeploymentError(f"{name} has no challenger: materialise models/{domain.model} first")
+            raise DeploymentError(f"{name} has no challenger: materialise {spelled(keys['model'])} first")
     else:
         try:
             candidate = registry.get_version(name, str(version))
         except Exception:  # noqa: BLE001 - MlflowException: the version is gone
             raise DeploymentError(
-                f"{name} has no version {version}, the one models/{domain.model} registered; "
-                f"materialise models/{domain.model} again"
+                f"{name} has no version {version}, the one {spelled(keys['model'])} registered; "
+                f"materialise {spelled(keys['model'])} again"
             ) from None
     champion = registry.version(name, CHAMPION)
-    metrics = registry.client.get_run(candidate.run_id).data.metrics
-    fairness = protected_fairness(
-        {facet: metrics.get(f"fairness.{facet}.demographic_parity_difference") for facet in domain.gated_facets},
-        domain.gated_facets,
+    task = domain.task
+    evaluation = read_evaluation(registry, domain, candidate)
+    measured = evaluation.get("fairness", {})
+    fairness = protected_fairness({facet: measured.get(facet, {}).get("gated") for facet in domain.gated_facets}, domain.gated_facets)
+    candidate_metrics = {k: v for k, v in evaluation.get("metrics", {}).items() if v is not None}
+    gate_fields = dict(
+        fairness_missing=fairness.missing,
+        primary_metric=task.primary_metric,
+        primary_direction=task.direction(task.primary_metric),
+        baselines=evaluation.get("baselines", {}),
+        fairness_name=_fairness_name(task),
     )
-    candidate_metrics = {k: metrics[k] for k in ("accuracy", "precision", "recall", "f1", "roc_auc") if k in metrics}
     challenger_now = challenger.version if challenger else None
     if champion is not None and champion.version == candidate.version:
-        gate = GateInput(candidate_metrics, fairness.worst, fairness_missing=fairness.missing)
+        gate = GateInput(candidate_metrics, fairness.worst, **gate_fields)
         decision = Decision(PROMOTE, [f"v{candidate.version} is already the champion"])
         return GateOutcome(decision, gate, candidate, champion, champion, already_champion=True, challenger_now=challenger_now)
 
@@ -81,20 +88,32 @@ def run_gate(registry: Registry, domain, bar, *, requires_approval: bool, versio
             raise DeploymentError(
                 f"champion {name} v{champion.version} needs columns {', '.join(missing)} that the holdout of "
                 f"challenger v{candidate.version} lacks, so the two cannot be compared; restore the columns in "
-                f"features/{domain.name} and materialise models/{domain.model} again"
+                f"{spelled(keys['features'])} and materialise {spelled(keys['model'])} again"
             )
-        proba = served.predict_proba(holdout[needs])[:, 1]
-        champion_metrics, _ = classification_metrics(holdout[domain.target].astype(int), proba)
-    gate = GateInput(
-        candidate_metrics, fairness.worst, champion_metrics, champion.version if champion else None,
-        fairness_missing=fairness.missing,
-    )
+        champion_metrics = task.metrics(task.y(holdout), task.predict(served, holdout[needs]))
+    gate = GateInput(candidate_metrics, fairness.worst, champion_metrics, champion.version if champion else None, **gate_fields)
     decision = decide_promotion(gate, bar, requires_approval=requires_approval)
     if decision.action == PROMOTE:
         promote(registry, domain, candidate.version)
     else:
         registry.tag_version(name, candidate.version, {GATE_TAG: HELD if decision.action == "hold" else "rejected", "smartstream.gate_reasons": "; ".join(decision.reasons)[:5000]})
     return GateOutcome(decision, gate, candidate, champion, registry.version(name, CHAMPION), challenger_now=challenger_now)
+
+
+def read_evaluation(registry: Registry, domain, candidate: VersionInfo) -> dict:
+    """The candidate's ``evaluation.json``: the document the gate decides on."""
+    try:
+        return registry.evaluation(candidate.run_id)
+    except Exception:  # noqa: BLE001 - MlflowException / OSError: the artifact is not there
+        model = spelled(asset_keys(domain)["model"])
+        raise DeploymentError(
+            f"{domain.registered_model} v{candidate.version} has no evaluation.json (registered before "
+            f"evaluations were logged, or its run's artifacts are gone); materialise {model} again"
+        ) from None
+
+
+def _fairness_name(task) -> str:
+    return "demographic-parity difference" if task.kind == "binary" else "MAE-ratio gap"
 
 
 def promote(registry: Registry, domain, version: str, tags: dict | None = None) -> None:
@@ -104,7 +123,7 @@ def promote(registry: Registry, domain, version: str, tags: dict | None = None) 
     info = registry.get_version(name, version)
     reference = domain.scoring_rows(registry.load_frame(info.run_id, "data/train_sample.parquet"))
     pipeline = registry.load_pipeline(name, version)
-    predictions = score_batch(pipeline, reference, id_column=domain.id_column, features=domain.features)
+    predictions = score_batch(pipeline, reference, id_column=domain.id_column, features=domain.features, task=domain.task)
     registry.promote(name, version, reference, predictions, tags={GATE_TAG: "promoted", **(tags or {})})
 
 
@@ -115,7 +134,7 @@ def approve(registry: Registry, domain, version: str, approved_by: str, note: st
         raise DeploymentError("say who approves: config approved_by (shown in the registry and the UI)")
     challenger = registry.version(name, CHALLENGER)
     version = approval_version(
-        version, name=name, model=domain.model, versions=registry.versions(name),
+        version, name=name, domain=domain, versions=registry.versions(name),
         challenger=challenger.version if challenger else None,
     )  # fmt: skip
     info = registry.get_version(name, version)
@@ -123,41 +142,43 @@ def approve(registry: Registry, domain, version: str, approved_by: str, note: st
     if state != HELD:
         raise DeploymentError(
             f"{name} v{version} is not held for approval (gate: {state}); only a candidate the gate "
-            "held can be approved: materialise deployments/" + domain.model
+            "held can be approved: materialise " + spelled(asset_keys(domain)["deployment"])
         )
     promote(registry, domain, version, tags={"smartstream.approved_by": approved_by.strip(), "smartstream.approval_note": note})
     return registry.get_version(name, version)
 
 
-def approval_version(requested: str, *, name: str, model: str, versions: list[VersionInfo], challenger: str | None) -> str:
+def approval_version(requested: str, *, name: str, domain, versions: list[VersionInfo], challenger: str | None) -> str:
     """The version the approvals asset's config asks for ("3", "v3"; empty: the challenger),
     checked against the registry's ``versions``. Raises ``DeploymentError`` with one line
     that says what was wrong and which versions wait for approval."""
+    keys = asset_keys(domain)
+    model, gate, approval = spelled(keys["model"]), spelled(keys["deployment"]), spelled(keys["approval"])
     text = (requested or "").strip()
     if not text:
         if challenger is None:
             raise DeploymentError(
-                f"{name} has no challenger to approve; materialise models/{model} and deployments/{model} first"
+                f"{name} has no challenger to approve; materialise {model} and {gate} first"
             )
         return challenger
     number = text[1:] if text[:1] in ("v", "V") else text
     if not (number.isascii() and number.isdigit()):
         raise DeploymentError(
-            f"approvals/{model}: version {requested!r} is not a number; {waiting_for_approval(versions, challenger, model)}"
+            f"{approval}: version {requested!r} is not a number; {waiting_for_approval(versions, challenger, domain)}"
         )
     number = str(int(number))
     if not any(v.version == number for v in versions):
         if not versions:
-            raise DeploymentError(f"{name} has no versions yet; materialise models/{model} and deployments/{model} first")
+            raise DeploymentError(f"{name} has no versions yet; materialise {model} and {gate} first")
         known = sorted(int(v.version) for v in versions)
         span = f"{known[0]}" if len(known) == 1 else f"{known[0]}-{known[-1]}"
         raise DeploymentError(
-            f"{name} has no version {number} (it has {span}); {waiting_for_approval(versions, challenger, model)}"
+            f"{name} has no version {number} (it has {span}); {waiting_for_approval(versions, challenger, domain)}"
         )
     return number
 
 
-def waiting_for_approval(versions: list[VersionInfo], challenger: str | None, model: str) -> str:
+def waiting_for_approval(versions: list[VersionInfo], challenger: str | None, domain) -> str:
     """Which versions the gate held (and what to put in the config), in one clause."""
     held = sorted((int(v.version) for v in versions if v.tags.get(GATE_TAG) == HELD), reverse=True)
     if held:
@@ -166,4 +187,4 @@ def waiting_for_approval(versions: list[VersionInfo], challenger: str | None, mo
         return f"versions waiting for approval: {listed}; set config version to one of them{empty}"
     state = next((v.tags.get(GATE_TAG, "not evaluated") for v in versions if v.version == challenger), None)
     about = f" (challenger: v{challenger}, gate: {state})" if challenger else ""
-    return f"no version is waiting for approval{about}; nothing to approve until deployments/{model} holds a candidate"
+    return f"no version is waiting for approval{about}; nothing to approve until {spelled(asset_keys(domain)['deployment'])} holds a candidate"

@@ -21,8 +21,9 @@ answers into plain dataclasses that assets put into metadata and JSON:
   ``_register_two_sample_chisquare`` for why not Evidently's "chisquare"); the
   categories' one is also ``ColumnDrift.chi2_two_sample_p`` (None for numbers),
   the column the drift table shows;
-- the prediction column (if any) the same way, reported apart from the features and
-  not counted in the drift share.
+- the prediction columns (if any: one probability, one prediction, or one per output)
+  the same way, reported apart from the features and not counted in the drift share;
+  prediction drift is any of them drifting.
 
 Evidently is imported inside the function (it takes seconds to import).
 """
@@ -87,13 +88,18 @@ class DriftSummary:
     drift_share: float  # share of feature columns that drifted
     dataset_drift: bool  # drift_share >= drift_share_threshold
     columns: list[ColumnDrift]
-    prediction: ColumnDrift | None
-    prediction_drift: bool | None
+    predictions: list[ColumnDrift]  # one per prediction column (probability, prediction, prediction_<output>)
+    prediction_drift: bool | None  # any prediction column drifted; None without prediction columns
     n_reference: int
     n_current: int
     drift_share_threshold: float = 0.5
     # Evidently's snapshot.dict()["metrics"] (ids, configs, values: a few KB), for the JSON report.
     evidently_metrics: list[dict] = field(default_factory=list, repr=False, compare=False)
+
+    @property
+    def prediction(self) -> ColumnDrift | None:
+        """The first prediction column's drift (the only one for one-output tasks)."""
+        return self.predictions[0] if self.predictions else None
 
     def drifted_columns(self) -> list[ColumnDrift]:
         """The feature columns that drifted, in the order they were given."""
@@ -109,6 +115,7 @@ class DriftSummary:
                 "drifted_columns": [c.column for c in self.drifted_columns()],
                 "columns": [asdict(c) for c in self.columns],
                 "prediction": asdict(self.prediction) if self.prediction else None,
+                "predictions": [asdict(p) for p in self.predictions],
                 "prediction_drift": self.prediction_drift,
                 "n_reference": self.n_reference,
                 "n_current": self.n_current,
@@ -125,6 +132,7 @@ def drift_report(
     categorical: list[str],
     prediction_column: str | None = None,
     drift_share: float = 0.5,
+    prediction_columns: list[str] | tuple[str, ...] = (),
 ) -> tuple[DriftSummary, str]:
     """Compare ``current`` with ``reference`` on the given columns.
 
@@ -144,11 +152,12 @@ def drift_report(
     if len(set(features)) < len(features):
         raise ValueError(f"a column is listed twice in numerical + categorical: {features}")
     kinds = {c: "numerical" for c in numerical} | {c: "categorical" for c in categorical}
-    if prediction_column is not None:
-        if prediction_column in kinds:
-            raise ValueError(f"prediction column {prediction_column!r} is also a feature column")
-        numeric = pd.api.types.is_numeric_dtype(reference[prediction_column]) if prediction_column in reference else True
-        kinds[prediction_column] = "numerical" if numeric else "categorical"
+    predicted = ([prediction_column] if prediction_column is not None else []) + [c for c in prediction_columns if c != prediction_column]
+    for column in predicted:
+        if column in kinds:
+            raise ValueError(f"prediction column {column!r} is also a feature column")
+        numeric = pd.api.types.is_numeric_dtype(reference[column]) if column in reference else True
+        kinds[column] = "numerical" if numeric else "categorical"
     _check_inputs(reference, current, list(kinds))
 
     columns = list(kinds)
@@ -161,8 +170,7 @@ def drift_report(
     default = {c: ValueDrift(column=c) for c in columns}
     with_p = {c: ValueDrift(column=c, method=P_VALUE_TEST[kinds[c]]) for c in columns}
     metrics = [DataDriftPreset(columns=features, drift_share=drift_share), *with_p.values()]
-    if prediction_column is not None:
-        metrics.append(default[prediction_column])
+    metrics += [default[c] for c in predicted]
     # Only the compared columns go in: Evidently copies what it is given per column.
     snapshot = Report(metrics, include_tests=True).run(
         current_data=Dataset.from_pandas(current[columns], data_definition=definition),
@@ -195,13 +203,13 @@ def drift_report(
 
     feature_drift = [column_drift(c) for c in features]
     share = sum(c.drifted for c in feature_drift) / len(feature_drift)
-    prediction = column_drift(prediction_column) if prediction_column is not None else None
+    prediction_drift = [column_drift(c) for c in predicted]
     summary = DriftSummary(
         drift_share=share,
         dataset_drift=share >= drift_share,
         columns=feature_drift,
-        prediction=prediction,
-        prediction_drift=prediction.drifted if prediction else None,
+        predictions=prediction_drift,
+        prediction_drift=any(p.drifted for p in prediction_drift) if prediction_drift else None,
         n_reference=len(reference),
         n_current=len(current),
         drift_share_threshold=drift_share,

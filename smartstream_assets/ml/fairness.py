@@ -11,6 +11,7 @@ against the rest of the facet.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import ClassVar
 
 import numpy as np
 import pandas as pd
@@ -37,6 +38,111 @@ class FacetFairness:
     def worst_difference(self) -> float:
         """The larger of the two differences: what the fairness check holds to thresholds."""
         return max(self.demographic_parity_difference, self.equalized_odds_difference)
+
+    # what every task's fairness result says (see RegressionFacetFairness)
+    gated_name: ClassVar[str] = "demographic-parity difference"
+
+    @property
+    def gated(self) -> float:
+        """What the gate holds to the quality bar's ``max_fairness``."""
+        return self.demographic_parity_difference
+
+    @property
+    def measures(self) -> dict[str, float]:
+        return {
+            "demographic_parity_difference": self.demographic_parity_difference,
+            "demographic_parity_ratio": self.demographic_parity_ratio,
+            "equalized_odds_difference": self.equalized_odds_difference,
+        }
+
+    def summary(self) -> str:
+        return (
+            f"demographic-parity difference {self.demographic_parity_difference:.3f}, "
+            f"ratio (disparate impact) {self.demographic_parity_ratio:.3f}, "
+            f"equalized-odds difference {self.equalized_odds_difference:.3f}"
+        )
+
+
+@dataclass
+class RegressionFacetFairness:
+    """A regressor's fairness by facet, in Clarify's regression form: per group the MAE and
+    its ratio to the overall MAE, the mean residual (prediction - label) and its difference
+    from the rest of the facet (post-training), and the label mean and its difference from
+    the rest (pre-training, the regression form of DPL). Several outputs: averaged per row."""
+
+    facet: str
+    by_group: pd.DataFrame  # group -> count, mae, mae_ratio, mean_residual, residual_difference, label_mean, label_difference
+    max_mae_ratio_gap: float  # max over groups of |mae_ratio - 1|
+    max_residual_difference: float  # max over groups of |residual_difference|, in label units
+    max_label_difference: float  # max over groups of |label_difference| (training labels)
+
+    gated_name: ClassVar[str] = "MAE-ratio gap"
+
+    @property
+    def gated(self) -> float:
+        return self.max_mae_ratio_gap
+
+    @property
+    def worst_difference(self) -> float:
+        """What the fairness check holds to thresholds: the MAE-ratio gap (unitless)."""
+        return self.max_mae_ratio_gap
+
+    @property
+    def measures(self) -> dict[str, float]:
+        return {
+            "mae_ratio_gap": self.max_mae_ratio_gap,
+            "residual_difference": self.max_residual_difference,
+            "label_difference": self.max_label_difference,
+        }
+
+    def summary(self) -> str:
+        return (
+            f"MAE-ratio gap {self.max_mae_ratio_gap:.3f} (worst |group MAE / overall MAE - 1|), "
+            f"mean-residual difference {self.max_residual_difference:.3g}, "
+            f"training label difference {self.max_label_difference:.3g}"
+        )
+
+    def to_json(self) -> dict:
+        return {
+            "facet": self.facet,
+            **self.measures,
+            "by_group": {str(k): v for k, v in self.by_group.to_dict(orient="index").items()},
+        }
+
+
+def regression_facet_fairness(y_true, y_pred, groups: pd.Series, train_labels=None, train_groups=None) -> RegressionFacetFairness:
+    """Per-group error and residual of ``y_pred`` on the holdout, and the training labels'
+    difference by group (when given). 2-D labels (several outputs) are averaged per row."""
+    y_true, y_pred = _rows(y_true), _rows(y_pred)
+    groups = pd.Series(groups).astype(str).reset_index(drop=True)
+    data = pd.DataFrame({"abs_error": np.abs(y_pred - y_true), "residual": y_pred - y_true, "group": groups})
+    overall_mae = float(data["abs_error"].mean())
+    stats = data.groupby("group").agg(count=("abs_error", "size"), mae=("abs_error", "mean"), mean_residual=("residual", "mean"))
+    sums = data.groupby("group")["residual"].sum()
+    rest = (data["residual"].sum() - sums) / (len(data) - stats["count"]).where(lambda n: n > 0)
+    stats["mae_ratio"] = stats["mae"] / overall_mae if overall_mae > 0 else 1.0
+    stats["residual_difference"] = stats["mean_residual"] - rest
+    label_gap = 0.0
+    if train_labels is not None:
+        labels = pd.DataFrame({"label": _rows(train_labels), "group": np.asarray(pd.Series(train_groups).astype(str))})
+        lsum, lcount = labels.groupby("group")["label"].sum(), labels.groupby("group")["label"].size()
+        rest_mean = (labels["label"].sum() - lsum) / (len(labels) - lcount).where(lambda n: n > 0)
+        stats = stats.join(pd.DataFrame({"label_mean": lsum / lcount, "label_difference": rest_mean - lsum / lcount}), how="left")
+        label_gap = float(np.nanmax(np.abs(stats["label_difference"].to_numpy(dtype=float)))) if stats["label_difference"].notna().any() else 0.0
+    stats["count"] = stats["count"].astype(int)
+    return RegressionFacetFairness(
+        facet=str(groups.name or "facet"),
+        by_group=stats,
+        max_mae_ratio_gap=float(np.nanmax(np.abs(stats["mae_ratio"].to_numpy(dtype=float) - 1))),
+        max_residual_difference=float(np.nanmax(np.abs(stats["residual_difference"].fillna(0).to_numpy(dtype=float)))),
+        max_label_difference=label_gap,
+    )
+
+
+def _rows(values) -> np.ndarray:
+    """A label or prediction array as one number per row (the mean over outputs)."""
+    values = np.asarray(values, dtype=np.float64)
+    return values.mean(axis=1) if values.ndim == 2 else values
 
 
 def facet_fairness(y_true, y_pred, groups: pd.Series, train_labels: pd.Series | None = None, train_groups: pd.Series | None = None) -> FacetFairness:
@@ -94,17 +200,24 @@ def label_imbalance(labels: pd.Series, groups: pd.Series) -> pd.DataFrame:
     return out.astype(float)
 
 
-def fairness_report(candidate, facets: list[str]) -> dict[str, FacetFairness]:
-    """Every facet of a trained ``training.Candidate``, on its holdout."""
-    target = candidate.holdout.columns[-1]
+def fairness_report(candidate, facets: list[str]) -> dict:
+    """Every facet of a trained ``training.Candidate``, on its holdout, in its task's form
+    (classification: ``FacetFairness``; regression: ``RegressionFacetFairness``)."""
+    task = candidate.task
+    y_holdout, y_train = task.y(candidate.holdout), task.y(candidate.train)
+    if task.kind == "binary":
+        return {
+            facet: facet_fairness(
+                y_holdout, candidate.holdout_pred, candidate.holdout[facet].rename(facet),
+                train_labels=y_train, train_groups=candidate.train[facet],
+            )  # fmt: skip
+            for facet in facets
+        }
     return {
-        facet: facet_fairness(
-            candidate.holdout[target],
-            candidate.holdout_pred,
-            candidate.holdout[facet].rename(facet),
-            train_labels=candidate.train[target],
-            train_groups=candidate.train[facet],
-        )
+        facet: regression_facet_fairness(
+            y_holdout, candidate.holdout_raw, candidate.holdout[facet].rename(facet),
+            train_labels=y_train, train_groups=candidate.train[facet],
+        )  # fmt: skip
         for facet in facets
     }
 

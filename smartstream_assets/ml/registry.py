@@ -42,6 +42,7 @@ class LoggedCandidate:
     version: str
     model_uri: str
     run_url: str
+    evaluation: dict | None = None  # the evaluation.json logged to the run
 
 
 @dataclass(frozen=True)
@@ -84,45 +85,49 @@ class Registry:
     # ------------------------------------------------------------------ training
 
     def log_candidate(self, domain, candidate, fairness: dict, settings, plots: dict[str, bytes], tags: dict | None = None) -> LoggedCandidate:
-        """Log a trained ``training.Candidate`` as a run, register it, alias it challenger."""
+        """Log a trained ``training.Candidate`` as a run, register it, alias it challenger,
+        and log its ``evaluation.json`` (``LoggedCandidate.evaluation``)."""
         import mlflow
         from mlflow.models import infer_signature
 
-        experiment_id = self.experiment_id(domain.model)
+        from .evaluation import EVALUATION_ARTIFACT, evaluation_document
+
+        task = candidate.task
+        experiment_id = self.experiment_id(domain.model_id)
         features = domain.features
         example = candidate.holdout[features].head(5)
-        with self._fluent(), mlflow.start_run(experiment_id=experiment_id, run_name=f"{domain.model} {_now():%Y-%m-%d %H:%M}", tags=tags) as run:
+        cv_metric = f"cv_{task.objective}"
+        with self._fluent(), mlflow.start_run(experiment_id=experiment_id, run_name=f"{domain.model_id} {_now():%Y-%m-%d %H:%M}", tags=tags) as run:
             for trial in candidate.trials:
                 # nested runs need the experiment too, else they land in "Default"
                 with mlflow.start_run(experiment_id=experiment_id, run_name=f"trial {trial.number} {trial.estimator}", nested=True):
                     mlflow.log_params({"estimator": trial.estimator, **trial.params})
                     mlflow.set_tag("state", trial.state)
-                    if trial.cv_roc_auc is not None:
-                        mlflow.log_metric("cv_roc_auc", trial.cv_roc_auc)
+                    if trial.cv_score is not None:
+                        mlflow.log_metric(cv_metric, trial.cv_score)
             mlflow.log_params({"estimator": candidate.estimator, **candidate.params})
             mlflow.log_params(
                 {
+                    "task": task.kind,
+                    "task.objective": task.objective,
                     "search.trials": settings.trials,
                     "search.sampler": settings.sampler,
                     "search.pruner": settings.pruner,
                     "search.estimators": ",".join(settings.estimators),
                     "search.folds": settings.folds,
+                    "split": task.split.kind,
                     "split.test_size": settings.test_size,
                     "split.seed": settings.seed,
                     "rows.train": len(candidate.train),
                     "rows.holdout": len(candidate.holdout),
                 }
             )
-            mlflow.log_metrics({**candidate.metrics, "cv_roc_auc": candidate.cv_roc_auc})
+            mlflow.log_metrics({**_finite_metrics(candidate.metrics), cv_metric: candidate.cv_score})
+            for name, values in candidate.baselines.items():
+                mlflow.log_metrics({f"baseline.{name}.{k}": v for k, v in _finite_metrics(values).items()})
             for facet, result in fairness.items():
-                mlflow.log_metrics(
-                    {
-                        f"fairness.{facet}.demographic_parity_difference": result.demographic_parity_difference,
-                        f"fairness.{facet}.demographic_parity_ratio": result.demographic_parity_ratio,
-                        f"fairness.{facet}.equalized_odds_difference": result.equalized_odds_difference,
-                    }
-                )
-            mlflow.log_dict(candidate.classification_report, "classification_report.json")
+                mlflow.log_metrics({f"fairness.{facet}.{k}": v for k, v in _finite_metrics({**result.measures, "gated": result.gated}).items()})
+            mlflow.log_dict(candidate.report, "classification_report.json" if task.kind == "binary" else "report.json")
             mlflow.log_dict({f: r.to_json() for f, r in fairness.items()}, "fairness.json")
             mlflow.log_dict(candidate.feature_importance, "feature_importance.json")
             for name, png in plots.items():
@@ -132,21 +137,32 @@ class Registry:
             info = mlflow.sklearn.log_model(
                 candidate.pipeline,
                 name="model",
-                signature=infer_signature(example, candidate.pipeline.predict_proba(example)),
+                signature=infer_signature(example, getattr(candidate.pipeline, task.pyfunc_method)(example)),
                 input_example=example,
                 registered_model_name=domain.registered_model,
                 pip_requirements=pinned_requirements(),
                 skops_trusted_types=_trusted_types(candidate.pipeline),
-                # served and loaded as pyfunc, the model answers probabilities
-                pyfunc_predict_fn="predict_proba",
+                # served and loaded as pyfunc, the model answers what the task serves
+                # (class probabilities for a classifier, values for a regressor)
+                pyfunc_predict_fn=task.pyfunc_method,
             )
             run_id = run.info.run_id
         version = str(info.registered_model_version)
+        model_uri = f"models:/{domain.registered_model}/{version}"
+        evaluation = evaluation_document(domain, candidate, fairness, version=version, run_id=run_id, model_uri=model_uri)
         client = self.client
+        client.log_dict(run_id, evaluation, EVALUATION_ARTIFACT)
         client.set_registered_model_alias(domain.registered_model, CHALLENGER, version)
         client.set_model_version_tag(domain.registered_model, version, "smartstream.domain", domain.name)
+        client.set_model_version_tag(domain.registered_model, version, "smartstream.task", task.kind)
         client.set_model_version_tag(domain.registered_model, version, "smartstream.estimator", candidate.estimator)
-        return LoggedCandidate(run_id, version, f"models:/{domain.registered_model}/{version}", self.run_url(experiment_id, run_id))
+        return LoggedCandidate(run_id, version, model_uri, self.run_url(experiment_id, run_id), evaluation)
+
+    def evaluation(self, run_id: str) -> dict:
+        """The ``evaluation.json`` a candidate's run logged."""
+        from .evaluation import EVALUATION_ARTIFACT
+
+        return self.load_dict(run_id, EVALUATION_ARTIFACT)
 
     # ------------------------------------------------------------------ registry
 
@@ -193,11 +209,19 @@ class Registry:
         )
         self.client.set_registered_model_alias(name, CHAMPION, str(version))
 
-    def reference(self, name: str, alias: str = CHAMPION) -> tuple[VersionInfo, pd.DataFrame, pd.DataFrame]:
-        """The drift baseline stored with the version behind ``alias``."""
-        info = self.version(name, alias)
+    def reference(self, name: str, alias: str = CHAMPION, version: str | None = None) -> tuple[VersionInfo, pd.DataFrame, pd.DataFrame]:
+        """The drift baseline stored with ``version``, else with the version behind ``alias``."""
+        if version is not None:
+            from mlflow.exceptions import MlflowException
+
+            try:
+                info = self.get_version(name, version)
+            except MlflowException:
+                raise LookupError(f"{name} has no version {version}") from None
+        else:
+            info = self.version(name, alias)
         if info is None:
-            raise LookupError(f"{name} has no {alias}: promote a model first (deployments asset)")
+            raise LookupError(f"{name} has no {alias}: promote a model first (the champion asset)")
         if "smartstream.reference" not in info.tags:
             raise LookupError(f"{name} v{info.version} has no reference data (it was not promoted by smartstream)")
         return (
@@ -254,6 +278,13 @@ class Registry:
                     os.environ.pop(name, None)
                 else:
                     os.environ[name] = value
+
+
+def _finite_metrics(values: dict) -> dict[str, float]:
+    """MLflow stores NaN, but a NaN metric reads as a number in its UI: leave it out."""
+    import math
+
+    return {k: float(v) for k, v in values.items() if v is not None and math.isfinite(float(v))}
 
 
 def pinned_requirements() -> list[str]:

@@ -1,5 +1,6 @@
-"""Batch scoring with a fitted pipeline: one ``predict_proba`` over the frame, and the
-checks that run before it so a bad batch fails with a sentence, not deep in sklearn.
+"""Batch scoring with a fitted pipeline: one pass of the task's prediction over the
+frame (``predict_proba`` for a classifier, ``predict`` for a regressor), and the checks
+that run before it so a bad batch fails with a sentence, not deep in sklearn.
 
 Pure (pandas and the fitted pipeline; no MLflow, no Dagster): the predictions asset
 calls these and turns ``ScoringError`` into a ``dagster.Failure``.
@@ -20,20 +21,21 @@ class ScoringError(ValueError):
     """The batch cannot be scored; the one-line message says what happened and what to do."""
 
 
-def score_batch(pipeline, frame: pd.DataFrame, *, id_column: str, features: list[str], threshold: float = 0.5) -> pd.DataFrame:
-    """id, probability of the positive class, predicted class (probability >= threshold).
+def score_batch(pipeline, frame: pd.DataFrame, *, id_column: str, features: list[str], task=None, threshold: float = 0.5) -> pd.DataFrame:
+    """id and the task's prediction columns (``task.prediction_columns``): for a binary
+    task (the default) the probability of the positive class and the predicted class
+    (probability >= threshold); ``prediction`` for a regressor; ``prediction_<output>``
+    for several outputs.
 
     The class comes from the same probabilities (not a second ``predict`` pass), so
     scoring costs one pass of the model plus building the frame.
     """
-    proba = pipeline.predict_proba(frame[features])[:, 1]
-    return pd.DataFrame(
-        {
-            id_column: frame[id_column].to_numpy(),
-            "probability": proba.astype(np.float64),
-            "predicted_class": (proba >= threshold).astype(np.int64),
-        }
-    )
+    from .tasks import BinaryClassification
+
+    task = task or BinaryClassification(target="label", threshold=threshold)
+    predictions = task.prediction_frame(task.predict(pipeline, frame[features]))
+    predictions.insert(0, id_column, frame[id_column].to_numpy())
+    return predictions
 
 
 # ------------------------------------------------------------- what the model needs

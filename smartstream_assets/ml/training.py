@@ -1,12 +1,16 @@
 """Train a candidate: hyperparameter search, refit, holdout evaluation. Pure: no MLflow
 and no Dagster here (``registry.py`` logs what this returns; the assets wire it).
 
-Optuna runs the search (TPE by default; random search and Hyperband pruning are
-options) over RandomForest and XGBoost, each inside a Pipeline with the shared
-preprocessing (``features.build_preprocessor``), scored by stratified k-fold ROC AUC
-on the training split. The best configuration is refitted on the whole training
-split and evaluated once on the holdout, which the promotion gate reuses to compare
-against the champion.
+The task (``tasks``: binary classification, regression, multi-output regression)
+decides the split, the estimators and their search spaces, the objective and the
+metrics. Optuna runs the search (TPE by default; random search and Hyperband pruning
+are options) over RandomForest and XGBoost, each inside a Pipeline with the shared
+preprocessing (``features.build_preprocessor``), scored by the task's objective on
+k grouped folds of the training split (stratified for classes), or on the
+validation window of a time split. The best configuration is refitted (on the
+training split; on train + validation for a time split that asks for it) and
+evaluated once on the holdout, with the task's baselines; the promotion gate reuses
+that holdout to compare against the champion.
 
 Exact duplicate rows (the same features AND the same label) are kept together: the
 holdout split and every cross-validation fold are grouped by a hash of the full row
@@ -59,8 +63,12 @@ class Trial:
     number: int
     estimator: str
     params: dict
-    cv_roc_auc: float | None  # None when pruned or failed
+    cv_score: float | None  # the objective on the search folds; None when pruned or failed
     state: str
+
+    @property
+    def cv_roc_auc(self) -> float | None:  # the binary tasks' objective, under its old name
+        return self.cv_score
 
 
 @dataclass
@@ -70,88 +78,124 @@ class Candidate:
     pipeline: object  # sklearn Pipeline
     estimator: str
     params: dict
-    cv_roc_auc: float
+    cv_score: float  # the objective (``task.objective``) on the search folds
     metrics: dict[str, float]  # on the holdout
-    classification_report: dict
+    report: dict  # the task's detailed report (classification report, per-output errors)
     trials: list[Trial]
-    train: pd.DataFrame  # id, features, label of the training split
-    holdout: pd.DataFrame  # id, features, label of the holdout
-    holdout_proba: np.ndarray
+    train: pd.DataFrame  # id, features, label(s) of the rows the final model was fitted on
+    holdout: pd.DataFrame  # id, features, label(s) of the holdout
+    holdout_raw: np.ndarray  # the task's predictions on the holdout (probability of 1, or value(s))
+    task: object = None  # the ``tasks`` task it was trained for
     feature_importance: dict[str, float] = field(default_factory=dict)
     # copies of holdout rows left out of ``holdout`` (it holds unique rows only)
     holdout_duplicates_dropped: int = 0
     # rows of the labelled data that are an exact copy of an earlier row (all grouped)
     duplicates_grouped: int = 0
+    # baseline name -> its metrics on the same holdout
+    baselines: dict[str, dict[str, float]] = field(default_factory=dict)
+    # where the holdout sits: {"split": "random"} or the time windows of a TimeSplit
+    window: dict = field(default_factory=dict)
+
+    @property
+    def objective(self) -> str:
+        return self.task.objective
+
+    # the binary task's names, kept for its callers
+    @property
+    def cv_roc_auc(self) -> float:
+        return self.cv_score
+
+    @property
+    def holdout_proba(self) -> np.ndarray:
+        return self.holdout_raw
 
     @property
     def holdout_pred(self) -> np.ndarray:
-        return (self.holdout_proba >= 0.5).astype(int)
+        return (self.holdout_raw >= getattr(self.task, "threshold", 0.5)).astype(int)
+
+    @property
+    def classification_report(self) -> dict:
+        return self.report
 
 
-def train_classifier(
+@dataclass
+class SplitPlan:
+    """Positions into the labelled frame: the search's rows and folds (positions into
+    ``search``), the final fit's rows, the holdout's rows, and where they sit."""
+
+    search: np.ndarray
+    folds: list[tuple[np.ndarray, np.ndarray]]
+    fit: np.ndarray
+    holdout: np.ndarray
+    window: dict
+
+
+def train_classifier(frame: pd.DataFrame, *, id_column: str, target: str, numeric: list[str], categorical: list[str],
+                     settings: SearchSettings = SearchSettings()) -> Candidate:  # fmt: skip
+    """``train_model`` for a binary classification of ``target`` with a random split."""
+    from .tasks import BinaryClassification
+
+    return train_model(
+        frame, task=BinaryClassification(target=target), id_column=id_column, numeric=numeric,
+        categorical=categorical, settings=settings,
+    )  # fmt: skip
+
+
+def train_model(
     frame: pd.DataFrame,
     *,
+    task,
     id_column: str,
-    target: str,
     numeric: list[str],
     categorical: list[str],
     settings: SearchSettings = SearchSettings(),
 ) -> Candidate:
-    """Search, refit and evaluate a binary classifier of ``target`` on ``frame``.
+    """Search, refit and evaluate a model of ``task`` (see ``tasks``) on ``frame``.
 
-    Rows without a label are left out. Exact duplicate rows (features and label) stay
-    on one side of the holdout split and of every CV fold (``grouped_holdout_split``,
-    ``grouped_folds``). The holdout is then reduced to its unique rows before it is
-    scored, and ``Candidate.holdout`` / ``holdout_proba`` / ``metrics`` are those
-    unique rows: a group of copies is one observation, and scoring it n times would
-    weight a few repeated profiles n-fold (in Employee.csv up to 32 copies of one row)
-    and let them dominate accuracy and F1. The gate scores the champion on this same
-    frame, so both are compared on unique rows. Validation folds of the search are
-    scored on their unique rows too, so the CV ROC AUC estimates the same thing.
-    Training keeps every row (copies weight the fit as the data does).
+    Rows without a label are left out. With a random split, exact duplicate rows
+    (features and label) stay on one side of the holdout split and of every CV fold
+    (``grouped_holdout_split``, ``grouped_folds``); the holdout is then reduced to its
+    unique rows before it is scored, and ``Candidate.holdout`` / ``holdout_raw`` /
+    ``metrics`` are those unique rows: a group of copies is one observation, and
+    scoring it n times would weight a few repeated profiles n-fold (in Employee.csv up
+    to 32 copies of one row) and let them dominate accuracy and F1. The gate scores
+    the champion on this same frame, so both are compared on unique rows. Validation
+    folds of the search are scored on their unique rows too. Training keeps every row
+    (copies weight the fit as the data does).
 
-    Raises ``ValueError`` when there is too little data to split and cross-validate
-    (with the counts in the message).
+    With a ``TimeSplit`` the windows are time-ordered (``time_split``): the search fits
+    on the training window and is scored on the validation window, the final model is
+    fitted on train + validation when the split says so, and the holdout is the last
+    window; no row of a later time is ever trained on.
+
+    The task's baselines are measured on the same holdout (``Candidate.baselines``).
+    Raises ``ValueError`` when there is too little data to split and search (with the
+    counts in the message).
     """
     import optuna
 
-    data = frame.dropna(subset=[target]).reset_index(drop=True)
-    y = data[target].astype(int).to_numpy()
+    from .tasks import MAX, TimeSplit
+
+    data = task.labelled(frame)
     features = list(categorical) + list(numeric)
-    groups = row_groups(data, [*features, target])
-    classes, counts = np.unique(y, return_counts=True)
-    unique_counts = [int(np.unique(groups[y == c]).size) for c in classes]
-    n_splits = holdout_splits(settings.test_size)
-    if len(classes) != 2 or min(unique_counts) < max(2 * settings.folds, n_splits):
-        raise ValueError(
-            f"cannot train on {len(data)} labelled rows: need both classes with at least "
-            f"{max(2 * settings.folds, n_splits)} unique rows each (have "
-            f"{dict(zip(classes.tolist(), counts.tolist()))} rows, "
-            f"{dict(zip(classes.tolist(), unique_counts))} unique)"
-        )
-    train_idx, holdout_idx = grouped_holdout_split(y, groups, settings.test_size, settings.seed)
-    train, holdout = data.iloc[train_idx], data.iloc[holdout_idx]
-    X, y_train, groups_train = train[features], y[train_idx], groups[train_idx]
-    folds = [
-        (fit_idx, first_of_each_group(val_idx, groups_train))  # validation scored on unique rows
-        for fit_idx, val_idx in grouped_folds(y_train, groups_train, settings.folds, settings.seed)
-    ]
-    scored = {"the holdout": y[holdout_idx], **{f"CV fold {i + 1}": y_train[val] for i, (_, val) in enumerate(folds)}}
-    one_class = [name for name, labels in scored.items() if np.unique(labels).size != 2]
-    if one_class:
-        raise ValueError(
-            f"cannot train on {len(data)} labelled rows: {', '.join(one_class)} would hold one class only once exact "
-            f"duplicates are grouped ({dict(zip(classes.tolist(), unique_counts))} unique rows by class)"
-        )
+    y = task.y(data)
+    if isinstance(task.split, TimeSplit):
+        plan = time_split(data, task.split)
+        groups = np.arange(len(data))
+    else:
+        groups = row_groups(data, [*features, *task.targets])
+        plan = random_split(task, y, groups, settings, len(data))
+    X_search, y_search = data.iloc[plan.search][features], y[plan.search]
 
     def objective(trial: optuna.Trial) -> float:
         name = trial.suggest_categorical("estimator", list(settings.estimators))
-        params = _suggest(trial, name)
+        params = task.suggest(trial, name)
         scores = []
-        for step, (fit_idx, val_idx) in enumerate(folds):
-            model = make_pipeline(name, params, numeric, categorical, settings.seed, settings.n_jobs)
-            model.fit(X.iloc[fit_idx], y_train[fit_idx])
-            scores.append(_roc_auc(y_train[val_idx], model.predict_proba(X.iloc[val_idx])[:, 1]))
+        for step, (fit_idx, val_idx) in enumerate(plan.folds):
+            model = make_pipeline(name, params, numeric, categorical, settings.seed, settings.n_jobs, task=task)
+            model.fit(X_search.iloc[fit_idx], y_search[fit_idx])
+            raw = task.predict(model, X_search.iloc[val_idx])
+            scores.append(task.metrics(y_search[val_idx], raw)[task.objective])
             trial.report(float(np.mean(scores)), step)
             if trial.should_prune():
                 raise optuna.TrialPruned()
@@ -159,9 +203,9 @@ def train_classifier(
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     study = optuna.create_study(
-        direction="maximize",
+        direction="maximize" if task.direction(task.objective) == MAX else "minimize",
         sampler=_sampler(settings),
-        pruner=_pruner(settings),
+        pruner=_pruner(settings, len(plan.folds)),
         # Hyperband picks a trial's bracket from a hash of the study name; Optuna's
         # default name is random, which would make pruning (and results) vary per run.
         study_name=f"smartstream-search-{settings.seed}",
@@ -174,30 +218,147 @@ def train_classifier(
     best = study.best_trial
     name, params = best.params["estimator"], _strip(best.params)
 
-    pipeline = make_pipeline(name, params, numeric, categorical, settings.seed, settings.n_jobs)
-    pipeline.fit(X, y_train)
-    unique_holdout = holdout.iloc[first_of_each_group(np.arange(len(holdout)), groups[holdout_idx])]
+    fit_rows = data.iloc[plan.fit]
+    pipeline = make_pipeline(name, params, numeric, categorical, settings.seed, settings.n_jobs, task=task)
+    pipeline.fit(fit_rows[features], y[plan.fit])
+    holdout = data.iloc[plan.holdout]
+    unique_holdout = holdout.iloc[first_of_each_group(np.arange(len(holdout)), groups[plan.holdout])]
     dropped = len(holdout) - len(unique_holdout)
     holdout = unique_holdout
-    proba = pipeline.predict_proba(holdout[features])[:, 1]
-    y_holdout = holdout[target].astype(int).to_numpy()
-    metrics, report = classification_metrics(y_holdout, proba)
-    columns = [id_column, *features, target]
+    raw = task.predict(pipeline, holdout[features])
+    y_holdout = task.y(holdout)
+    extra = [c for c in _extra_columns(task) if c in data.columns]
+    columns = list(dict.fromkeys([id_column, *features, *task.targets, *extra]))
     return Candidate(
         pipeline=pipeline,
         estimator=name,
         params=params,
-        cv_roc_auc=float(best.value),
-        metrics=metrics,
-        classification_report=report,
+        cv_score=float(best.value),
+        metrics=task.metrics(y_holdout, raw),
+        report=task.report(y_holdout, raw),
         trials=trials,
-        train=train[columns].reset_index(drop=True),
+        train=fit_rows[columns].reset_index(drop=True),
         holdout=holdout[columns].reset_index(drop=True),
-        holdout_proba=proba,
+        holdout_raw=raw,
+        task=task,
         feature_importance=feature_importance(pipeline),
         holdout_duplicates_dropped=dropped,
         duplicates_grouped=int(len(groups) - np.unique(groups).size),
+        baselines=measure_baselines(task, fit_rows, y[plan.fit], holdout, y_holdout, numeric, categorical, settings),
+        window=plan.window,
     )
+
+
+def random_split(task, y, groups, settings: SearchSettings, rows: int) -> SplitPlan:
+    """The holdout and the search folds of a random split, grouped by exact duplicates
+    and stratified by class where the task stratifies."""
+    n_splits = holdout_splits(settings.test_size)
+    strata = task.stratify(y)
+    task.check_trainable(y, groups, max(2 * settings.folds, n_splits))
+    train_idx, holdout_idx = grouped_holdout_split(y if strata is None else strata, groups, settings.test_size, settings.seed, stratified=strata is not None)
+    groups_train = groups[train_idx]
+    strata_train = (y if strata is None else strata)[train_idx]
+    folds = [
+        (fit_idx, first_of_each_group(val_idx, groups_train))  # validation scored on unique rows
+        for fit_idx, val_idx in grouped_folds(strata_train, groups_train, settings.folds, settings.seed, stratified=strata is not None)
+    ]
+    if strata is not None:
+        classes = np.unique(strata)
+        unique_counts = [int(np.unique(groups[strata == c]).size) for c in classes]
+        scored = {"the holdout": strata[holdout_idx], **{f"CV fold {i + 1}": strata_train[val] for i, (_, val) in enumerate(folds)}}
+        one_class = [name for name, labels in scored.items() if np.unique(labels).size != len(classes)]
+        if one_class:
+            raise ValueError(
+                f"cannot train on {rows} labelled rows: {', '.join(one_class)} would hold one class only once exact "
+                f"duplicates are grouped ({dict(zip(classes.tolist(), unique_counts))} unique rows by class)"
+            )
+    return SplitPlan(search=train_idx, folds=folds, fit=train_idx, holdout=holdout_idx, window={"split": "random"})
+
+
+def time_split(data: pd.DataFrame, split) -> SplitPlan:
+    """Training, validation and holdout windows of a ``TimeSplit``, by distinct times
+    of ``split.time_column`` (one time is never split across two windows)."""
+    if split.time_column not in data.columns:
+        raise ValueError(f"the time split needs column {split.time_column!r}, which the frame lacks")
+    times = pd.to_datetime(data[split.time_column], utc=True)
+    if times.isna().any():
+        raise ValueError(f"{int(times.isna().sum())} labelled rows have no {split.time_column}: a time split cannot place them")
+    distinct = np.sort(times.unique())
+    n = len(distinct)
+
+    def count(size) -> int:
+        return int(size) if isinstance(size, int) else int(np.ceil(size * n))
+
+    n_holdout, n_validation = count(split.holdout), count(split.validation)
+    n_train = n - n_holdout - n_validation
+    if n_train < 2 or n_validation < 1 or n_holdout < 1:
+        raise ValueError(
+            f"cannot split {len(data)} labelled rows over {n} distinct {split.time_column} values into training, "
+            f"validation ({n_validation}) and holdout ({n_holdout}) windows: the training window would hold {max(n_train, 0)}"
+        )
+    validation_start, holdout_start = distinct[n_train], distinct[n_train + n_validation]
+    values = times.to_numpy()
+    train_idx = np.flatnonzero(values < validation_start)
+    validation_idx = np.flatnonzero((values >= validation_start) & (values < holdout_start))
+    holdout_idx = np.flatnonzero(values >= holdout_start)
+    search = np.concatenate([train_idx, validation_idx])
+    folds = [(np.arange(len(train_idx)), np.arange(len(train_idx), len(search)))]
+    fit = search if split.refit_on_validation else train_idx
+
+    def span(idx) -> list[str]:
+        return [pd.Timestamp(values[idx].min()).isoformat(), pd.Timestamp(values[idx].max()).isoformat()]
+
+    window = {
+        "split": "time", "time_column": split.time_column,
+        "train": span(train_idx), "validation": span(validation_idx), "holdout": span(holdout_idx),
+        "rows": {"train": len(train_idx), "validation": len(validation_idx), "holdout": len(holdout_idx)},
+        "final_fit": "train + validation" if split.refit_on_validation else "train",
+    }  # fmt: skip
+    return SplitPlan(search=search, folds=folds, fit=fit, holdout=holdout_idx, window=window)
+
+
+def measure_baselines(task, fit_rows, y_fit, holdout, y_holdout, numeric, categorical, settings) -> dict[str, dict[str, float]]:
+    """Each baseline of the task, on the same holdout as the candidate."""
+    from .tasks import ColumnForecast
+
+    out = {}
+    for baseline in task.baselines:
+        if isinstance(baseline, ColumnForecast):
+            missing = [c for c in baseline.columns if c not in holdout.columns]
+            if missing:
+                raise ValueError(f"baseline {baseline.name} reads columns {', '.join(missing)}, which the frame lacks")
+            values = holdout[list(baseline.columns)].to_numpy(dtype=np.float64)
+            if np.isnan(values).any():
+                raise ValueError(
+                    f"baseline {baseline.name}: {int(np.isnan(values).any(axis=1).sum())} holdout rows have no "
+                    f"{', '.join(baseline.columns)}; it cannot forecast them"
+                )
+            raw = values[:, 0] if len(baseline.columns) == 1 else values
+        else:
+            from sklearn.pipeline import Pipeline
+
+            from .features import build_preprocessor
+
+            model = Pipeline([
+                ("preprocess", build_preprocessor(list(numeric), list(categorical))),
+                ("model", task.baseline_estimator(baseline.estimator, settings.seed, settings.n_jobs)),
+            ])  # fmt: skip
+            model.fit(fit_rows[list(categorical) + list(numeric)], y_fit)
+            raw = task.predict(model, holdout[list(categorical) + list(numeric)])
+        out[baseline.name] = task.metrics(y_holdout, raw)
+    return out
+
+
+def _extra_columns(task) -> list[str]:
+    """Columns besides id, features and labels the holdout keeps: the time column, and the
+    columns a baseline forecasts from."""
+    from .tasks import ColumnForecast, TimeSplit
+
+    extra = [task.split.time_column] if isinstance(task.split, TimeSplit) else []
+    for baseline in task.baselines:
+        if isinstance(baseline, ColumnForecast):
+            extra += list(baseline.columns)
+    return extra
 
 
 def row_groups(frame: pd.DataFrame, columns: list[str]) -> np.ndarray:
@@ -218,7 +379,7 @@ def holdout_splits(test_size: float) -> int:
     return max(2, round(1 / test_size))
 
 
-def grouped_holdout_split(y, groups, test_size: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
+def grouped_holdout_split(y, groups, test_size: float, seed: int, stratified: bool = True) -> tuple[np.ndarray, np.ndarray]:
     """(train, holdout) positions: stratified by ``y``, each group wholly on one side.
 
     ``StratifiedGroupKFold(n_splits=round(1 / test_size), shuffle=True,
@@ -228,20 +389,25 @@ def grouped_holdout_split(y, groups, test_size: float, seed: int) -> tuple[np.nd
     one group's rows (sklearn places groups largest-imbalance first, then balances
     the class counts of the folds). Deterministic for a seed.
     """
-    from sklearn.model_selection import StratifiedGroupKFold
-
     y, groups = np.asarray(y), np.asarray(groups)
-    splitter = StratifiedGroupKFold(holdout_splits(test_size), shuffle=True, random_state=seed)
+    splitter = _group_splitter(holdout_splits(test_size), seed, stratified)
     train_idx, holdout_idx = next(splitter.split(np.zeros(len(y)), y, groups))
     return np.sort(train_idx), np.sort(holdout_idx)
 
 
-def grouped_folds(y, groups, folds: int, seed: int) -> list[tuple[np.ndarray, np.ndarray]]:
-    """The search's CV folds: ``StratifiedGroupKFold(folds, shuffle=True, random_state=seed)``."""
-    from sklearn.model_selection import StratifiedGroupKFold
-
+def grouped_folds(y, groups, folds: int, seed: int, stratified: bool = True) -> list[tuple[np.ndarray, np.ndarray]]:
+    """The search's CV folds: ``StratifiedGroupKFold(folds, shuffle=True, random_state=seed)``
+    (``GroupKFold`` with the same shuffle when not stratified: regression)."""
     y, groups = np.asarray(y), np.asarray(groups)
-    return list(StratifiedGroupKFold(folds, shuffle=True, random_state=seed).split(np.zeros(len(y)), y, groups))
+    return list(_group_splitter(folds, seed, stratified).split(np.zeros(len(y)), y, groups))
+
+
+def _group_splitter(n_splits: int, seed: int, stratified: bool):
+    from sklearn.model_selection import GroupKFold, StratifiedGroupKFold
+
+    if stratified:
+        return StratifiedGroupKFold(n_splits, shuffle=True, random_state=seed)
+    return GroupKFold(n_splits, shuffle=True, random_state=seed)
 
 
 def first_of_each_group(positions, groups) -> np.ndarray:
@@ -251,38 +417,24 @@ def first_of_each_group(positions, groups) -> np.ndarray:
     return positions[np.sort(first)]
 
 
-def make_pipeline(name: str, params: dict, numeric, categorical, seed: int = 42, n_jobs: int = 2):
-    """The shared preprocessing and one estimator, as one sklearn Pipeline."""
+def make_pipeline(name: str, params: dict, numeric, categorical, seed: int = 42, n_jobs: int = 2, task=None):
+    """The shared preprocessing and one estimator of the task (binary by default), as
+    one sklearn Pipeline."""
     from sklearn.pipeline import Pipeline
 
     from .features import build_preprocessor
+    from .tasks import BinaryClassification
 
-    if name == "random_forest":
-        from sklearn.ensemble import RandomForestClassifier
-
-        model = RandomForestClassifier(random_state=seed, n_jobs=n_jobs, **params)
-    elif name == "xgboost":
-        from xgboost import XGBClassifier
-
-        model = XGBClassifier(random_state=seed, n_jobs=n_jobs, eval_metric="logloss", tree_method="hist", **params)
-    else:
-        raise ValueError(f"unknown estimator {name!r}")
+    model = (task or BinaryClassification(target="label")).estimator(name, params, seed, n_jobs)
     return Pipeline([("preprocess", build_preprocessor(list(numeric), list(categorical))), ("model", model)])
 
 
 def classification_metrics(y_true, proba, threshold: float = 0.5) -> tuple[dict[str, float], dict]:
     """Accuracy, precision, recall, F1 and ROC AUC, and sklearn's classification report."""
-    from sklearn.metrics import accuracy_score, classification_report, f1_score, precision_score, recall_score
+    from .tasks import BinaryClassification
 
-    pred = (np.asarray(proba) >= threshold).astype(int)
-    metrics = {
-        "accuracy": float(accuracy_score(y_true, pred)),
-        "precision": float(precision_score(y_true, pred, zero_division=0)),
-        "recall": float(recall_score(y_true, pred, zero_division=0)),
-        "f1": float(f1_score(y_true, pred, zero_division=0)),
-        "roc_auc": _roc_auc(y_true, proba),
-    }
-    return metrics, classification_report(y_true, pred, output_dict=True, zero_division=0)
+    task = BinaryClassification(target="label", threshold=threshold)
+    return task.metrics(y_true, proba), task.report(y_true, proba)
 
 
 def feature_importance(pipeline) -> dict[str, float]:
@@ -293,33 +445,6 @@ def feature_importance(pipeline) -> dict[str, float]:
     if values is None:
         return {}
     return dict(sorted(zip(map(str, names), map(float, values)), key=lambda kv: -kv[1]))
-
-
-def _roc_auc(y_true, proba) -> float:
-    from sklearn.metrics import roc_auc_score
-
-    return float(roc_auc_score(y_true, proba))
-
-
-def _suggest(trial, name: str) -> dict:
-    if name == "random_forest":
-        return {
-            "n_estimators": trial.suggest_int("rf_n_estimators", 50, 300, step=50),
-            "max_depth": trial.suggest_int("rf_max_depth", 4, 20),
-            "min_samples_leaf": trial.suggest_int("rf_min_samples_leaf", 1, 10),
-            "max_features": trial.suggest_categorical("rf_max_features", ["sqrt", "log2", 0.6]),
-            "class_weight": trial.suggest_categorical("rf_class_weight", [None, "balanced"]),
-        }
-    return {
-        "n_estimators": trial.suggest_int("xgb_n_estimators", 50, 400, step=50),
-        "max_depth": trial.suggest_int("xgb_max_depth", 2, 8),
-        "learning_rate": trial.suggest_float("xgb_learning_rate", 0.01, 0.3, log=True),
-        "subsample": trial.suggest_float("xgb_subsample", 0.6, 1.0),
-        "colsample_bytree": trial.suggest_float("xgb_colsample_bytree", 0.6, 1.0),
-        "min_child_weight": trial.suggest_float("xgb_min_child_weight", 1.0, 10.0, log=True),
-        # weight on the minority class: F1 at a 0.5 threshold needs recall
-        "scale_pos_weight": trial.suggest_float("xgb_scale_pos_weight", 1.0, 3.0),
-    }
 
 
 def _strip(params: dict) -> dict:
@@ -335,10 +460,10 @@ def _sampler(settings: SearchSettings):
     return optuna.samplers.TPESampler(seed=settings.seed)
 
 
-def _pruner(settings: SearchSettings):
+def _pruner(settings: SearchSettings, folds: int):
     import optuna
 
     if settings.pruner == "hyperband":
         # resource = cross-validation folds: a trial whose first folds score low stops early
-        return optuna.pruners.HyperbandPruner(min_resource=1, max_resource=settings.folds)
+        return optuna.pruners.HyperbandPruner(min_resource=1, max_resource=max(folds, 1))
     return optuna.pruners.NopPruner()

@@ -1,0 +1,34 @@
+"""Run config of the ML assets: what the UI's launchpad shows for each."""
+
+import dagster as dg
+from pydantic import Field
+
+
+class CandidateConfig(dg.Config):
+    """The hyperparameter search; the default budget keeps `make demo` quick."""
+
+    trials: int = Field(default=10, description="Optuna trials")
+    estimators: list[str] = Field(default=["random_forest", "xgboost"], description="random_forest, xgboost")
+    sampler: str = Field(default="tpe", description="tpe or random")
+    pruner: str = Field(default="none", description="none or hyperband (prunes on cross-validation folds)")
+    folds: int = Field(default=3, description="stratified folds of the training split")
+    test_size: float = Field(default=0.2, description="holdout share (stratified)")
+    seed: int = Field(default=42, description="split, folds, sampler and models")
+
+
+class GateConfig(dg.Config):
+    """Overrides of the domain's quality bar; unset fields keep the domain's."""
+
+    thresholds: dict[str, float] = Field(
+        default={}, description="metric -> threshold, replacing the bar's (its direction stays), e.g. {\"roc_auc\": 0.8}"
+    )
+    max_fairness: float | None = Field(default=None, description="the worst gated fairness value allowed")
+    requires_approval: bool | None = None
+
+
+class ApprovalConfig(dg.Config):
+    # no default: a plain "Materialize" in the UI opens the config form to say who approves
+    approved_by: str = Field(description="who approves (required): recorded on the model version")
+    version: str = Field(default="", description="the version to approve; empty: the challenger")
+    note: str = Field(default="", description="why, for the record")
+

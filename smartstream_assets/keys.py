@@ -1,0 +1,135 @@
+"""Every asset key, op name and lake key of the project, in one place.
+
+Asset keys read domain (or table) first, then the role, so a node in the UI's graph
+(which shows the last part of a key) and an op name in the CLI say what they are:
+``employees/trusted``, ``employees/attrition_candidate``, ``employees/predictions``.
+The lake keeps its zone-first layout (``trusted/<table>/...``, ``features/<domain>/...``):
+what a Spark or Athena user lists under a zone does not change with the graph.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from datetime import date
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # Dagster is imported where a key is made: the lake keys below serve
+    import dagster as dg  # the pure ingestion module, which must not import Dagster
+
+# ------------------------------------------------------------------ asset keys: tables
+
+
+def _asset_key(parts: list[str]) -> dg.AssetKey:
+    import dagster as dg
+
+    return dg.AssetKey(parts)
+
+
+def trusted_asset_key(table: str) -> dg.AssetKey:
+    return _asset_key([table, "trusted"])
+
+
+def current_asset_key(table: str) -> dg.AssetKey:
+    return _asset_key([table, "current"])
+
+
+def table_asset_keys(table: str) -> list[dg.AssetKey]:
+    """The table's ingestion assets: ``<table>/trusted``, ``<table>/current``."""
+    return [trusted_asset_key(table), current_asset_key(table)]
+
+
+def table_group(table: str, domains: Iterable) -> str:
+    """The group of a table's assets: the name of the (first) domain built on the table,
+    so a domain's group holds its whole lineage from raw; else the table's own name."""
+    return next((domain.name for domain in domains if domain.table == table), table)
+
+
+def trusted_op_name(table: str) -> str:
+    """Dagster names an asset's op by its key joined with ``__``."""
+    return f"{table}__trusted"
+
+
+def current_op_name(table: str) -> str:
+    return f"{table}__current"
+
+
+# ------------------------------------------------------------------ asset keys: domains
+
+# role -> the last part of the key (``<model>`` is the domain's model role, e.g. "attrition")
+DOMAIN_ROLES = {
+    "features": "features",
+    "model": "{model}_candidate",
+    "deployment": "{model}_champion",
+    "approval": "{model}_approval",
+    "anomaly": "anomalies",
+    "predictions": "predictions",
+    "drift": "drift_report",
+    "evaluation": "evaluation",
+}
+
+
+def domain_asset_key(domain_name: str, role: str) -> dg.AssetKey:
+    """``<domain>/<role>`` for a role of the domain's own (extras: ``headcount_forecast``)."""
+    return _asset_key([domain_name, role])
+
+
+def asset_keys(domain) -> dict[str, dg.AssetKey]:
+    """The shared lineage's keys of one domain, by role (see ``DOMAIN_ROLES``); ``anomaly``
+    only when the domain has an anomaly model."""
+    keys = {
+        role: domain_asset_key(domain.name, last.format(model=domain.model))
+        for role, last in DOMAIN_ROLES.items()
+        if role not in ("anomaly", "evaluation")
+    }
+    if domain.anomaly_model:
+        keys["anomaly"] = domain_asset_key(domain.name, DOMAIN_ROLES["anomaly"])
+    return keys
+
+
+def spelled(key: dg.AssetKey) -> str:
+    """A key as the UI and the CLI's ``--select`` spell it: ``employees/predictions``."""
+    return key.to_user_string()
+
+
+# ------------------------------------------------------------------ lake keys (zone first)
+
+
+def trusted_key(table: str, day: date) -> str:
+    return f"trusted/{table}/ingest_date={day.isoformat()}/data.parquet"
+
+
+def quarantine_key(table: str, day: date) -> str:
+    return f"quarantine/{table}/ingest_date={day.isoformat()}/data.parquet"
+
+
+def current_key(table: str) -> str:
+    return f"current/{table}/data.parquet"
+
+
+def state_key(table: str) -> str:
+    return f"_state/current/{table}/state.parquet"
+
+
+def features_key(domain) -> str:
+    return f"features/{domain.name}/data.parquet"
+
+
+def anomalies_key(domain) -> str:
+    return f"predictions/{domain.anomaly_model}/data.parquet"
+
+
+def predictions_key(domain, partition: str) -> str:
+    return f"predictions/{domain.name}/run_date={partition}/data.parquet"
+
+
+def predictions_prefix(domain) -> str:
+    return f"predictions/{domain.name}/run_date="
+
+
+def drift_report_key(domain, partition: str, ext: str) -> str:
+    return f"reports/{domain.name}/drift/run_date={partition}/report.{ext}"
+
+
+def evaluation_key(domain, version: str) -> str:
+    """The candidate's evaluation document (``evaluation.json``), per model version."""
+    return f"reports/{domain.name}/evaluation/version={version}/evaluation.json"

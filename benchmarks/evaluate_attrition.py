@@ -9,7 +9,8 @@ column, so one is assigned). It runs exactly what employees/attrition_candidate 
 (``train_classifier``: Optuna over RandomForest and XGBoost, a stratified split with
 a fixed seed in which exact duplicate rows, features and label, are grouped so that
 no row sits on both sides of the holdout or of a CV fold) and, on the SAME training
-split and holdout, a plain ``RandomForestClassifier()`` with the same preprocessing.
+split and holdout, the domain's declared baseline: a plain ``RandomForestClassifier()``
+(random_state = seed) with the same preprocessing, measured by the same call.
 It prints holdout accuracy, F1 and ROC AUC of both, on the UNIQUE rows of the
 holdout (the file has 1,889 exact duplicates; scoring copies of training rows, or
 the same row many times, inflates the figures), and the candidate's fairness by
@@ -37,12 +38,8 @@ def main() -> int:
     args = parser.parse_args()
 
     import pandas as pd
-    from sklearn.ensemble import RandomForestClassifier
-    from sklearn.pipeline import Pipeline
-
     from smartstream_assets.domains.employees import ATTRITION as D
-    from smartstream_assets.ml.features import build_preprocessor
-    from smartstream_assets.ml.training import SearchSettings, classification_metrics, train_classifier
+    from smartstream_assets.ml.training import SearchSettings, train_model
 
     if not args.data.is_file():
         sys.exit(f"no dataset at {args.data}: pass --data PATH (the Kaggle 'Employee.csv' columns)")
@@ -56,17 +53,14 @@ def main() -> int:
 
     settings = SearchSettings(trials=args.trials, seed=args.seed)
     started = time.perf_counter()
-    tuned = train_classifier(
-        frame, id_column=D.id_column, target=D.target, numeric=list(D.numeric), categorical=list(D.categorical), settings=settings
+    # the domain's own task: its declared baseline (sklearn's RandomForestClassifier with its
+    # defaults, random_state = seed, the same preprocessing) is fitted on the same training rows
+    # and scored on the same unique holdout rows: the figure evaluation.json gives the gate
+    tuned = train_model(
+        frame, task=D.task, id_column=D.id_column, numeric=list(D.numeric), categorical=list(D.categorical), settings=settings
     )
     tuned_seconds = time.perf_counter() - started
-
-    started = time.perf_counter()
-    plain = Pipeline([("preprocess", build_preprocessor(list(D.numeric), list(D.categorical))), ("model", RandomForestClassifier())])
-    plain.fit(tuned.train[D.features], tuned.train[D.target])
-    # tuned.holdout is already the unique rows of the grouped holdout: both are scored on the same rows
-    plain_metrics, _ = classification_metrics(tuned.holdout[D.target], plain.predict_proba(tuned.holdout[D.features])[:, 1])
-    plain_seconds = time.perf_counter() - started
+    plain_metrics = tuned.baselines["plain_random_forest"]
 
     copies_in_train = len(tuned.holdout.merge(tuned.train[[*D.features, D.target]].drop_duplicates(), on=[*D.features, D.target]))
     assert copies_in_train == 0, f"{copies_in_train} holdout rows also sit in the training split"
@@ -80,8 +74,8 @@ def main() -> int:
     print()
     print(f"{'model':<52}{'accuracy':>9}{'F1':>8}{'ROC AUC':>9}{'seconds':>9}")
     label = f"smartstream candidate ({tuned.estimator}, {args.trials} trials)"
-    for name, m, seconds in ((label, tuned.metrics, tuned_seconds), ("plain RandomForestClassifier()", plain_metrics, plain_seconds)):
-        print(f"{name:<52}{m['accuracy']:>9.3f}{m['f1']:>8.3f}{m['roc_auc']:>9.3f}{seconds:>9.1f}")
+    for name, m, seconds in ((label, tuned.metrics, f"{tuned_seconds:.1f}"), ("plain RandomForestClassifier() (declared baseline)", plain_metrics, "in it")):
+        print(f"{name:<52}{m['accuracy']:>9.3f}{m['f1']:>8.3f}{m['roc_auc']:>9.3f}{seconds:>9}")
     print()
     print(f"best parameters: {tuned.params}")
     from smartstream_assets.ml.fairness import fairness_report

@@ -98,6 +98,11 @@ def trusted_key(table: str, day: date) -> str:
     return f"trusted/{table}/ingest_date={day.isoformat()}/data.parquet"
 
 
+def trusted_prefix(table: str) -> str:
+    """Every trusted partition of ``table`` lies under this prefix."""
+    return f"trusted/{table}/"
+
+
 def quarantine_key(table: str, day: date) -> str:
     return f"quarantine/{table}/ingest_date={day.isoformat()}/data.parquet"
 
@@ -133,3 +138,13 @@ def drift_report_key(domain, partition: str, ext: str) -> str:
 def evaluation_key(domain, version: str) -> str:
     """The candidate's evaluation document (``evaluation.json``), per model version."""
     return f"reports/{domain.name}/evaluation/version={version}/evaluation.json"
+
+
+def forecast_key(name: str, file: str) -> str:
+    """A domain's forecast outputs: ``forecasts/<name>/<file>``."""
+    return f"forecasts/{name}/{file}"
+
+
+def domain_report_key(domain_name: str, file: str) -> str:
+    """A domain's own report files (a dashboard): ``reports/<domain>/<file>``."""
+    return f"reports/{domain_name}/{file}"

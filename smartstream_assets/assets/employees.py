@@ -8,7 +8,7 @@ import dagster as dg
 import pandas as pd
 
 from ..domains.employees import ATTRITION, left_the_company
-from ..keys import asset_keys, domain_asset_key, features_key, spelled, trusted_asset_key
+from ..keys import asset_keys, domain_asset_key, domain_report_key, forecast_key, spelled, trusted_asset_key, trusted_prefix
 from ..lake import Lake
 from ..resources import LakeResource, MlflowResource
 from .ml import write_frame
@@ -16,9 +16,9 @@ from .ml import write_frame
 HEADCOUNT_KEY = domain_asset_key(ATTRITION.name, "headcount_forecast")  # employees/headcount_forecast
 DASHBOARD_KEY = domain_asset_key(ATTRITION.name, "dashboard")  # employees/dashboard
 # lake keys (zone first, unchanged)
-HISTORY = "forecasts/employees_headcount/history.parquet"
-FORECAST = "forecasts/employees_headcount/forecast.parquet"
-DASHBOARD_PNG = "reports/employees/dashboard.png"
+HISTORY = forecast_key("employees_headcount", "history.parquet")
+FORECAST = forecast_key("employees_headcount", "forecast.parquet")
+DASHBOARD_PNG = domain_report_key(ATTRITION.name, "dashboard.png")
 FORECAST_MONTHS = 6
 
 
@@ -63,17 +63,17 @@ def headcount_forecast(context: dg.AssetExecutionContext, lake: LakeResource) ->
 
 @dg.asset(
     key=DASHBOARD_KEY,
-    deps=[asset_keys(ATTRITION)["features"], asset_keys(ATTRITION)["deployment"], HEADCOUNT_KEY],
+    ins={"features": dg.AssetIn(asset_keys(ATTRITION)["features"])},  # through the lake IO manager
+    deps=[asset_keys(ATTRITION)["deployment"], HEADCOUNT_KEY],
     group_name=ATTRITION.name,
     kinds={"png"},
     description="The prototype's 3-panel figure: stay vs leave, the champion's feature importance, headcount history and forecast.",
 )
-def dashboard(context: dg.AssetExecutionContext, lake: LakeResource, mlflow: MlflowResource) -> dg.MaterializeResult:
+def dashboard(context: dg.AssetExecutionContext, features: pd.DataFrame, lake: LakeResource, mlflow: MlflowResource) -> dg.MaterializeResult:
     from ..ml import plots
     from ..ml.registry import CHAMPION
 
     store = lake.get()
-    features = store.read_parquet(features_key(ATTRITION)).to_pandas()
     stay, leave = ATTRITION.class_labels
     counts = {0: int(features[ATTRITION.target].eq(0).sum()), 1: int(features[ATTRITION.target].eq(1).sum())}
     registry = mlflow.registry()
@@ -109,7 +109,7 @@ def read_change_log(lake: Lake, table: str) -> pd.DataFrame:
     """Every trusted partition of ``table`` as one frame."""
     import pyarrow as pa
 
-    parts = [lake.read_parquet(obj.key) for obj in lake.list(f"trusted/{table}/") if obj.key.endswith(".parquet")]
+    parts = [lake.read_parquet(obj.key) for obj in lake.list(trusted_prefix(table)) if obj.key.endswith(".parquet")]
     return pa.concat_tables(parts).to_pandas() if parts else pd.DataFrame()
 
 

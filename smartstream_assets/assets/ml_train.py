@@ -69,15 +69,21 @@ def candidate_asset(domain: Domain, keys: dict) -> dg.AssetsDefinition:
         group_name=domain.name,
         kinds={"mlflow", "sklearn"},
         description=(
-            f"A candidate for {domain.registered_model}: Optuna search over RandomForest and XGBoost, "
-            "logged to MLflow and registered with alias challenger."
+            f"A candidate for {domain.registered_model} ({domain.task.kind}, objective {domain.task.objective}): "
+            "Optuna search over RandomForest and XGBoost, evaluated on its holdout beside the declared baselines "
+            "(evaluation.json), logged to MLflow and registered with alias challenger."
         ),
         check_specs=[
             dg.AssetCheckSpec(
                 "fairness",
                 asset=keys["model"],
                 description=(
-                    f"demographic-parity and equalized-odds differences by {', '.join(domain.facets)}: "
+                    (
+                        "demographic-parity and equalized-odds differences"
+                        if domain.task.kind == "binary"
+                        else "MAE-ratio gap (|group MAE / overall MAE - 1|)"
+                    )
+                    + f" by {', '.join(domain.facets) or 'no facet'}: "
                     f"WARN above {domain.fairness.warn}, ERROR above {domain.fairness.error} "
                     f"for {', '.join(domain.gated_facets)} (blocking: the gate does not run), "
                     "and ERROR when a protected facet was not measured"

@@ -339,3 +339,89 @@ def test_both_estimators_fit_several_outputs_and_every_output_is_reported(estima
     # category: the training labels differ by segment (pre-training), the errors barely do
     assert fairness.max_label_difference > 0.3 and set(fairness.by_group.index) == {"a", "b", "c"}
     assert fairness.by_group["count"].sum() == len(c.holdout)
+
+
+# ----------------------------------------------------------------- anchored regression
+
+
+def next_week_frame(weeks: int = 320, seed: int = 4) -> pd.DataFrame:
+    """A rising weekly series (+2 a year, a yearly cycle, noise); the target is next
+    week's reading, the features are the reading, its changes and the week of the year."""
+    rng = np.random.default_rng(seed)
+    t = np.arange(weeks)
+    level = 300 + 2 * t / 52 + 3 * np.sin(2 * np.pi * t / 52) + rng.normal(0, 0.15, weeks)
+    frame = pd.DataFrame({"measured_at": pd.date_range("2015-01-04", periods=weeks, freq="7D", tz="UTC"), "reading": level})
+    frame["reading_id"] = frame["measured_at"].dt.strftime("%Y-%m-%d")
+    for lag in (1, 2):
+        frame[f"d_lag_{lag}"] = frame["reading"].shift(lag) - frame["reading"]
+    frame["week_of_year"] = frame["measured_at"].dt.isocalendar().week.astype("int64")
+    frame["next_reading"] = frame["reading"].shift(-1)
+    return frame.dropna(subset=["d_lag_2"]).reset_index(drop=True)  # the last row: no label, scored only
+
+
+NEXT_FEATURES = ["reading", "d_lag_1", "d_lag_2", "week_of_year"]
+
+
+def next_week_task(anchor: str | None) -> Regression:
+    return Regression(
+        target="next_reading", anchor=anchor, split=TimeSplit("measured_at", holdout=52, validation=52),
+        baselines=(ColumnForecast("persistence", ("reading",)),),
+    )  # fmt: skip
+
+
+@pytest.mark.slow
+def test_an_anchored_regressor_extrapolates_a_rising_series_where_the_raw_level_cannot():
+    frame = next_week_frame()
+    settings = SearchSettings(trials=3, estimators=("xgboost",), seed=1)
+    fit = {"id_column": "reading_id", "numeric": NEXT_FEATURES, "categorical": [], "settings": settings}
+    anchored = train_model(frame, task=next_week_task("reading"), **fit)
+    raw = train_model(frame, task=next_week_task(None), **fit)
+    persistence = anchored.baselines["persistence"]["rmse"]
+    assert raw.baselines["persistence"]["rmse"] == pytest.approx(persistence)  # the same holdout
+    # the last year lies above every level trained on: the raw-level trees stay below it
+    assert raw.metrics["rmse"] > 1.5 * persistence
+    assert anchored.metrics["rmse"] < persistence  # the change is learnt, the level added back
+    assert anchored.holdout_raw.max() > frame["reading"].iloc[: -52 - 1].max()  # it predicts above the training range
+    # the fitted object answers levels from the raw rows, with the columns it was fitted on
+    from smartstream_assets.ml.scoring import model_input_columns
+    from smartstream_assets.ml.training import feature_importance
+
+    assert model_input_columns(anchored.pipeline, []) == NEXT_FEATURES
+    assert set(feature_importance(anchored.pipeline)) == set(NEXT_FEATURES)
+    with pytest.raises(ValueError, match="anchor column 'reading'"):
+        anchored.pipeline.predict(frame[["d_lag_1", "d_lag_2", "week_of_year"]])
+
+
+@pytest.mark.slow
+def test_an_anchored_model_travels_through_the_registry_and_serves_levels_as_pyfunc(tmp_path):
+    import mlflow.pyfunc
+
+    domain = Domain(
+        name="gauge_next", table="gauge_readings", model="next_week", registered_model="smartstream-test-gauge-next",
+        id_column="reading_id", task=next_week_task("reading"), numeric=tuple(NEXT_FEATURES), categorical=(),
+        reference_rows=200,
+    )  # fmt: skip
+    frame = next_week_frame()
+    settings = SearchSettings(trials=1, estimators=("random_forest",))
+    candidate = train_model(frame, task=domain.task, id_column="reading_id", numeric=NEXT_FEATURES, categorical=[], settings=settings)
+    registry = Registry(f"sqlite:///{tmp_path}/mlflow.db")
+    logged = registry.log_candidate(domain, candidate, {}, settings, plots={})
+    assert logged.evaluation["task"]["anchor"] == "reading"
+    rows = candidate.holdout[NEXT_FEATURES]
+    loaded = registry.load_pipeline(domain.registered_model, logged.version)
+    np.testing.assert_allclose(loaded.predict(rows), candidate.holdout_raw)
+    with registry._fluent():
+        served = mlflow.pyfunc.load_model(logged.model_uri)
+    np.testing.assert_allclose(np.asarray(served.predict(rows)).reshape(-1), candidate.holdout_raw)
+    with pytest.raises(ValueError, match="anchor 'level' must be one of its numeric features"):
+        replace(domain, task=next_week_task("level"))
+    with pytest.raises(ValueError, match="anchor applies to a one-output regression"):
+        MultiOutputRegression(outputs=("a", "b"), anchor="x")
+
+
+def test_a_domain_can_score_only_the_rows_it_selects():
+    latest = replace(SERIES, select_rows=lambda f: f.sort_values("measured_at").groupby("station").tail(1))
+    frame = lag_features(weekly_series(weeks=30))
+    chosen = latest.rows_in_window(frame, None, None)
+    assert len(chosen) == 1 and chosen["measured_at"].iloc[0] == frame["measured_at"].max()
+    assert latest.window_filter("2025-01-01") == "only the rows the domain's select_rows keeps"

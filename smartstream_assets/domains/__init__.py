@@ -165,6 +165,9 @@ class Domain:
     # a scoring partition scores the rows whose event_time falls in its window (None: every
     # row of the current state, at each partition: a batch re-score of the whole table)
     event_time: str | None = None
+    # feature frame -> the rows a scoring run scores (e.g. each station's latest reading, for
+    # a next-week forecast); None: all. Not applied to the drift reference (training rows).
+    select_rows: Callable[[Any], Any] | None = None
     # what class 0 and class 1 are called in charts, and their colours (empty: the default)
     class_labels: tuple[str, str] = ("0", "1")
     class_colours: tuple[str, ...] = ()
@@ -175,6 +178,9 @@ class Domain:
     def __post_init__(self):
         if self.score_only_not_positive and self.task.kind != "binary":
             raise ValueError(f"domain {self.name}: score_only_not_positive needs a binary task (got {self.task.kind})")
+        anchor = getattr(self.task, "anchor", None)
+        if anchor and anchor not in self.numeric:
+            raise ValueError(f"domain {self.name}: the task's anchor {anchor!r} must be one of its numeric features")
 
     @property
     def targets(self) -> tuple[str, ...]:
@@ -223,17 +229,20 @@ class Domain:
         return frame[frame[self.target].ne(1) | frame[self.target].isna()]
 
     def rows_in_window(self, frame, start, end):
-        """The rows a scoring partition [start, end) scores (all without ``event_time``)."""
-        if self.event_time is None:
-            return frame
-        import pandas as pd
+        """The rows a scoring partition [start, end) scores: those whose ``event_time`` falls
+        in it (all without one), then what the domain's ``select_rows`` keeps of them."""
+        if self.event_time is not None:
+            import pandas as pd
 
-        times = pd.to_datetime(frame[self.event_time], utc=True)
-        return frame[(times >= pd.Timestamp(start)) & (times < pd.Timestamp(end))]
+            times = pd.to_datetime(frame[self.event_time], utc=True)
+            frame = frame[(times >= pd.Timestamp(start)) & (times < pd.Timestamp(end))]
+        return frame if self.select_rows is None else self.select_rows(frame)
 
     def window_filter(self, partition: str) -> str:
         """Which rows a partition leaves out, in words (empty: none)."""
-        return f"only rows whose {self.event_time} falls in {partition}" if self.event_time else ""
+        parts = [f"only rows whose {self.event_time} falls in {partition}" if self.event_time else "",
+                 "only the rows the domain's select_rows keeps" if self.select_rows is not None else ""]  # fmt: skip
+        return "; ".join(p for p in parts if p)
 
     @property
     def scoring_filter(self) -> str:

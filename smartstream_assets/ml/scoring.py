@@ -102,6 +102,9 @@ def fitted_categories(pipeline) -> dict[str, list]:
         if hasattr(step, "steps"):  # Pipeline
             for _, inner in step.steps:
                 visit(inner, columns)
+            return
+        if hasattr(step, "regressor_"):  # a wrapper around a fitted pipeline (AnchoredRegressor)
+            visit(step.regressor_, columns)
 
     visit(pipeline, None)
     return found

@@ -162,6 +162,10 @@ class _Task:
     def baseline_estimator(self, name: str, seed: int, n_jobs: int):
         raise NotImplementedError
 
+    def wrap(self, pipeline):
+        """The fitted object the task trains and serves, around preprocessing + model."""
+        return pipeline
+
     # --- predictions and metrics
     def predict(self, model, X: pd.DataFrame) -> np.ndarray:
         """What the metrics take: the positive class's probability, or the predicted value(s)."""
@@ -302,10 +306,15 @@ class BinaryClassification(_Task):
 
 @dataclass(frozen=True)
 class Regression(_Task):
-    """One numeric ``target``; the search minimises RMSE unless ``objective`` says otherwise."""
+    """One numeric ``target``; the search minimises RMSE unless ``objective`` says otherwise.
+
+    ``anchor``: a feature column (the latest reading) the model predicts the change from;
+    the fitted model still answers levels (``estimators.AnchoredRegressor``). Use it for a
+    trending series: trees cannot extrapolate a level beyond what they saw."""
 
     target: str = ""
     objective: str = "rmse"
+    anchor: str | None = None
 
     kind: ClassVar[str] = "regression"
     directions: ClassVar[dict[str, str]] = REGRESSION_DIRECTIONS
@@ -341,6 +350,16 @@ class Regression(_Task):
     def suggest(self, trial, name):
         return _forest_space(trial) if name == "random_forest" else _xgb_space(trial)
 
+    def wrap(self, pipeline):
+        if not self.anchor:
+            return pipeline
+        from .estimators import AnchoredRegressor
+
+        return AnchoredRegressor(regressor=pipeline, anchor=self.anchor)
+
+    def describe(self) -> dict:
+        return {**super().describe(), **({"anchor": self.anchor} if self.anchor else {})}
+
     def baseline_estimator(self, name, seed, n_jobs):
         if name == "mean":
             from sklearn.dummy import DummyRegressor
@@ -373,6 +392,8 @@ class MultiOutputRegression(Regression):
     def __post_init__(self):
         if len(self.outputs) < 2:
             raise ValueError(f"a multi-output regression needs at least two outputs (got {list(self.outputs)})")
+        if self.anchor:
+            raise ValueError("an anchor applies to a one-output regression (got a multi-output one)")
         _check_task(self)
 
     @property

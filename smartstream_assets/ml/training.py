@@ -419,14 +419,16 @@ def first_of_each_group(positions, groups) -> np.ndarray:
 
 def make_pipeline(name: str, params: dict, numeric, categorical, seed: int = 42, n_jobs: int = 2, task=None):
     """The shared preprocessing and one estimator of the task (binary by default), as
-    one sklearn Pipeline."""
+    one sklearn Pipeline; wrapped as the task asks (an anchored regressor learns the
+    change from its anchor column)."""
     from sklearn.pipeline import Pipeline
 
     from .features import build_preprocessor
     from .tasks import BinaryClassification
 
-    model = (task or BinaryClassification(target="label")).estimator(name, params, seed, n_jobs)
-    return Pipeline([("preprocess", build_preprocessor(list(numeric), list(categorical))), ("model", model)])
+    task = task or BinaryClassification(target="label")
+    model = task.estimator(name, params, seed, n_jobs)
+    return task.wrap(Pipeline([("preprocess", build_preprocessor(list(numeric), list(categorical))), ("model", model)]))
 
 
 def classification_metrics(y_true, proba, threshold: float = 0.5) -> tuple[dict[str, float], dict]:
@@ -439,6 +441,7 @@ def classification_metrics(y_true, proba, threshold: float = 0.5) -> tuple[dict[
 
 def feature_importance(pipeline) -> dict[str, float]:
     """Importance per input column (the preprocessing maps columns one to one)."""
+    pipeline = getattr(pipeline, "regressor_", pipeline)  # an AnchoredRegressor wraps the Pipeline
     model = pipeline.named_steps["model"]
     names = pipeline.named_steps["preprocess"].get_feature_names_out()
     values = getattr(model, "feature_importances_", None)

@@ -25,6 +25,7 @@ setup(
         "fairlearn==0.15.0",
         "evidently==0.7.23",
         "prophet==1.5.0",
+        "statsmodels==0.15.0",  # ships the weekly Mauna Loa CO2 series the co2 figures are measured on
         "matplotlib==3.11.2",
         "psycopg[binary]==3.3.9",
     ],

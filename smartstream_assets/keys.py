@@ -64,7 +64,6 @@ DOMAIN_ROLES = {
     "anomaly": "anomalies",
     "predictions": "predictions",
     "drift": "drift_report",
-    "evaluation": "evaluation",
 }
 
 
@@ -79,7 +78,7 @@ def asset_keys(domain) -> dict[str, dg.AssetKey]:
     keys = {
         role: domain_asset_key(domain.name, last.format(model=domain.model))
         for role, last in DOMAIN_ROLES.items()
-        if role not in ("anomaly", "evaluation")
+        if role != "anomaly"
     }
     if domain.anomaly_model:
         keys["anomaly"] = domain_asset_key(domain.name, DOMAIN_ROLES["anomaly"])

@@ -50,9 +50,9 @@ def fairness_markdown(fairness: dict) -> str:
     return "\n\n".join(parts) or "_no facets_"
 
 
-def comparison_markdown(outcome) -> str:
+def comparison_markdown(outcome, task) -> str:
     """The candidate's holdout metrics beside the champion's on the same holdout and each
-    baseline's, with which way is better."""
+    baseline's, with which way is better (``task.direction``)."""
     from .ml.tasks import MAX
 
     gate = outcome.gate
@@ -65,23 +65,13 @@ def comparison_markdown(outcome) -> str:
 
     for metric, value in gate.candidate.items():
         theirs = gate.champion.get(metric) if gate.champion else None
-        try:
-            better = "higher" if outcome_direction(outcome, metric) == MAX else "lower"
-        except KeyError:
-            better = ""
+        better = "higher" if task.direction(metric) == MAX else "lower"
         rows.append(
             f"| {metric} | {better} | {cell(value)} | {cell(theirs)} |"
             + "".join(f" {cell(gate.baselines[b].get(metric))} |" for b in baselines)
         )
     rows.append(f"| worst {gate.fairness_name} | lower | {gate.fairness_difference:.3f} | |" + " |" * len(baselines))
     return "\n".join(rows)
-
-
-def outcome_direction(outcome, metric: str) -> str:
-    from .ml.tasks import CLASSIFICATION_DIRECTIONS, REGRESSION_DIRECTIONS
-
-    table = CLASSIFICATION_DIRECTIONS if outcome.gate.primary_metric in CLASSIFICATION_DIRECTIONS else REGRESSION_DIRECTIONS
-    return table[metric] if metric in table else table[metric.split("_", 1)[0]]
 
 
 def label_summary(domain, labelled) -> dict:

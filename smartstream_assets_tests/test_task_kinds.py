@@ -394,8 +394,6 @@ def test_an_anchored_regressor_extrapolates_a_rising_series_where_the_raw_level_
 
 @pytest.mark.slow
 def test_an_anchored_model_travels_through_the_registry_and_serves_levels_as_pyfunc(tmp_path):
-    import mlflow.pyfunc
-
     domain = Domain(
         name="gauge_next", table="gauge_readings", model="next_week", registered_model="smartstream-test-gauge-next",
         id_column="reading_id", task=next_week_task("reading"), numeric=tuple(NEXT_FEATURES), categorical=(),
@@ -410,8 +408,7 @@ def test_an_anchored_model_travels_through_the_registry_and_serves_levels_as_pyf
     rows = candidate.holdout[NEXT_FEATURES]
     loaded = registry.load_pipeline(domain.registered_model, logged.version)
     np.testing.assert_allclose(loaded.predict(rows), candidate.holdout_raw)
-    with registry._fluent():
-        served = mlflow.pyfunc.load_model(logged.model_uri)
+    served = registry.load_pyfunc(domain.registered_model, logged.version)
     np.testing.assert_allclose(np.asarray(served.predict(rows)).reshape(-1), candidate.holdout_raw)
     with pytest.raises(ValueError, match="anchor 'level' must be one of its numeric features"):
         replace(domain, task=next_week_task("level"))
@@ -425,3 +422,13 @@ def test_a_domain_can_score_only_the_rows_it_selects():
     chosen = latest.rows_in_window(frame, None, None)
     assert len(chosen) == 1 and chosen["measured_at"].iloc[0] == frame["measured_at"].max()
     assert latest.window_filter("2025-01-01") == "only the rows the domain's select_rows keeps"
+
+
+def test_a_version_without_its_evaluation_is_not_gated_and_the_message_says_what_to_do(tmp_path):
+    from smartstream_assets.ml.deployment import DeploymentError, read_evaluation
+    from smartstream_assets.ml.registry import VersionInfo
+
+    registry = Registry(f"sqlite:///{tmp_path}/mlflow.db")
+    run = registry.client.create_run(registry.experiment_id(RATINGS.model_id))  # a run that logged nothing
+    with pytest.raises(DeploymentError, match="smartstream-test-ratings-scores v7 has no evaluation.json .*materialise ratings/scores_candidate again"):
+        read_evaluation(registry, RATINGS, VersionInfo("7", run.info.run_id, {}))

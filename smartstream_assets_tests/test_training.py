@@ -49,7 +49,7 @@ def test_the_search_learns_the_signal_and_evaluates_once_on_a_stratified_holdout
     assert abs(len(c.train) - 1200) <= 7  # a fifth, give or take one group (at most 7 copies of a row)
     assert not set(c.holdout[D.id_column]) & set(c.train[D.id_column])
     assert len(c.trials) == 3 and c.estimator in ("random_forest", "xgboost")
-    assert set(c.classification_report) >= {"0", "1", "accuracy"}
+    assert set(c.report) >= {"0", "1", "accuracy"}
     assert set(c.feature_importance) == set(D.features)
 
 
@@ -57,7 +57,7 @@ def test_the_same_seed_gives_the_same_candidate(employees):
     a, b = train(employees, seed=3), train(employees, seed=3)
     assert a.params == b.params and a.metrics == b.metrics
     # two threads sum the trees in either order: equal up to the last bits
-    np.testing.assert_allclose(a.holdout_proba, b.holdout_proba, rtol=1e-12)
+    np.testing.assert_allclose(a.holdout_raw, b.holdout_raw, rtol=1e-12)
 
 
 def test_the_estimators_can_be_restricted_and_hyperband_prunes(employees):
@@ -145,7 +145,7 @@ def test_the_holdout_is_scored_on_its_unique_rows(with_copies):
     assert len(c.train) + len(whole) == len(with_copies)
     # what is reported is exactly the metrics of those unique rows, and the probabilities line up with them
     proba = c.pipeline.predict_proba(c.holdout[D.features])[:, 1]
-    np.testing.assert_allclose(c.holdout_proba, proba)
+    np.testing.assert_allclose(c.holdout_raw, proba)
     assert c.metrics == classification_metrics(c.holdout[D.target].astype(int), proba)[0]
     assert c.metrics["accuracy"] == pytest.approx(np.mean((proba >= 0.5) == c.holdout[D.target].to_numpy()))
     # and they differ from the metrics on the holdout with its copies (the old, weighted figure)

@@ -63,6 +63,7 @@ def predictions_asset(domain: Domain, keys: dict) -> dg.AssetsDefinition:
     if "anomaly" in keys:
         ins["anomalies"] = dg.AssetIn(keys["anomaly"])
     cadence = domain.scoring_cadence
+    partitions = cadence.partitions_def()
 
     @dg.asset(
         key=keys["predictions"],
@@ -72,7 +73,7 @@ def predictions_asset(domain: Domain, keys: dict) -> dg.AssetsDefinition:
         metadata={LAKE_KEY: predictions_key(domain, "{partition}")},
         group_name=domain.name,
         kinds={"parquet"},
-        partitions_def=cadence.partitions_def(),
+        partitions_def=partitions,
         # a range of partitions (a CLI backfill) is one run that scores each of them
         backfill_policy=dg.BackfillPolicy.single_run(),
         description=(
@@ -114,7 +115,7 @@ def predictions_asset(domain: Domain, keys: dict) -> dg.AssetsDefinition:
         rows = domain.scoring_rows(features_frame)
         batches = {}  # every partition is checked before anything is written
         for partition in context.partition_keys:
-            window = cadence.partitions_def().time_window_for_partition_key(partition)
+            window = partitions.time_window_for_partition_key(partition)
             batches[partition] = (window, domain.rows_in_window(rows, window.start, window.end))
             try:
                 scoring.check_rows_to_score(

@@ -217,7 +217,7 @@ def champion_asset(domain: Domain, keys: dict) -> dg.AssetsDefinition:
                 ),
                 "champion_before": outcome.champion_before.version if outcome.champion_before else "none",
                 "champion_after": outcome.champion_after.version if outcome.champion_after else "none",
-                "comparison": dg.MetadataValue.md(comparison_markdown(outcome)),
+                "comparison": dg.MetadataValue.md(comparison_markdown(outcome, domain.task)),
                 "requires_approval": requires_approval,
                 "quality_bar": dg.MetadataValue.json(bar.to_json()),
             }

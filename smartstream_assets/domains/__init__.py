@@ -255,9 +255,7 @@ class Domain:
     def frame_columns(self) -> list[str]:
         """What the feature frame holds: id, features, labels, and what the split and the
         baselines read (a time column, a lag to forecast with)."""
-        from ..ml.training import _extra_columns
-
-        return list(dict.fromkeys([self.id_column, *self.features, *self.targets, *_extra_columns(self.task)]))
+        return list(dict.fromkeys([self.id_column, *self.features, *self.targets, *self.task.extra_columns]))
 
     def feature_frame(self, current):
         """The model's input frame from the table's current state (through

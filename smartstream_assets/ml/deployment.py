@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from .fairness import protected_fairness
+from .fairness import fairness_form, protected_fairness
 from .promotion import PROMOTE, Decision, GateInput, decide_promotion
 from ..keys import asset_keys, spelled
 from .registry import CHALLENGER, CHAMPION, Registry, VersionInfo
@@ -70,7 +70,7 @@ def run_gate(registry: Registry, domain, bar, *, requires_approval: bool, versio
         primary_metric=task.primary_metric,
         primary_direction=task.direction(task.primary_metric),
         baselines=evaluation.get("baselines", {}),
-        fairness_name=_fairness_name(task),
+        fairness_name=fairness_form(task).gated_name,
     )
     challenger_now = challenger.version if challenger else None
     if champion is not None and champion.version == candidate.version:
@@ -102,18 +102,16 @@ def run_gate(registry: Registry, domain, bar, *, requires_approval: bool, versio
 
 def read_evaluation(registry: Registry, domain, candidate: VersionInfo) -> dict:
     """The candidate's ``evaluation.json``: the document the gate decides on."""
+    from mlflow.exceptions import MlflowException
+
     try:
         return registry.evaluation(candidate.run_id)
-    except Exception:  # noqa: BLE001 - MlflowException / OSError: the artifact is not there
+    except (MlflowException, OSError):  # the artifact is not there
         model = spelled(asset_keys(domain)["model"])
         raise DeploymentError(
             f"{domain.registered_model} v{candidate.version} has no evaluation.json (registered before "
             f"evaluations were logged, or its run's artifacts are gone); materialise {model} again"
         ) from None
-
-
-def _fairness_name(task) -> str:
-    return "demographic-parity difference" if task.kind == "binary" else "MAE-ratio gap"
 
 
 def promote(registry: Registry, domain, version: str, tags: dict | None = None) -> None:

@@ -107,7 +107,7 @@ class DriftSummary:
 
     def to_json(self) -> dict:
         """A JSON-safe dict (no NaN or infinity: they become None)."""
-        return _json_safe(
+        return json_safe(
             {
                 "drift_share": self.drift_share,
                 "drift_share_threshold": self.drift_share_threshold,
@@ -278,11 +278,13 @@ def _status(status) -> str:
     return str(getattr(status, "value", status))
 
 
-def _json_safe(value):
+def json_safe(value):
+    """A JSON-safe copy: numpy scalars as Python ones, NaN and infinity as None, anything
+    else (enums, configs) as its string."""
     if isinstance(value, dict):
-        return {str(k): _json_safe(v) for k, v in value.items()}
+        return {str(k): json_safe(v) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
-        return [_json_safe(v) for v in value]
+        return [json_safe(v) for v in value]
     if hasattr(value, "item") and not isinstance(value, (str, bytes)):  # numpy scalars
         value = value.item()
     if isinstance(value, float) and not math.isfinite(value):

@@ -5,8 +5,9 @@ writes it. One per candidate, logged to its MLflow run and written to the lake
 
 from __future__ import annotations
 
-import math
 from datetime import datetime, timezone
+
+from .drift import json_safe
 
 EVALUATION_ARTIFACT = "evaluation.json"
 SCHEMA = "smartstream.evaluation/1"
@@ -16,7 +17,7 @@ def evaluation_document(domain, candidate, fairness: dict, *, version: str, run_
     """Metrics and baseline metrics on the holdout, where the holdout sits, fairness by
     facet, the task and the version: everything the gate reads."""
     task = candidate.task
-    return _finite(
+    return json_safe(
         {
             "schema": SCHEMA,
             "domain": domain.name,
@@ -45,16 +46,3 @@ def evaluation_document(domain, candidate, fairness: dict, *, version: str, run_
             "quality_bar": domain.quality_bar.to_json(),
         }
     )
-
-
-def _finite(value):
-    """JSON without NaN or infinity (they become None: "not measured")."""
-    if isinstance(value, dict):
-        return {str(k): _finite(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_finite(v) for v in value]
-    if hasattr(value, "item") and not isinstance(value, (str, bytes)):
-        value = value.item()
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    return value

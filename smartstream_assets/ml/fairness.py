@@ -200,6 +200,12 @@ def label_imbalance(labels: pd.Series, groups: pd.Series) -> pd.DataFrame:
     return out.astype(float)
 
 
+def fairness_form(task) -> type:
+    """The fairness result class of a task: ``FacetFairness`` for a classifier,
+    ``RegressionFacetFairness`` for a regressor (their ``gated_name`` says what the gate holds)."""
+    return FacetFairness if task.kind == "binary" else RegressionFacetFairness
+
+
 def fairness_report(candidate, facets: list[str]) -> dict:
     """Every facet of a trained ``training.Candidate``, on its holdout, in its task's form
     (classification: ``FacetFairness``; regression: ``RegressionFacetFairness``)."""

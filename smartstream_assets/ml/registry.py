@@ -193,6 +193,13 @@ class Registry:
         with self._fluent():
             return mlflow.sklearn.load_model(f"models:/{name}/{version}")
 
+    def load_pyfunc(self, name: str, version: str):
+        """A version as MLflow serves it (``mlflow models serve`` loads the same)."""
+        import mlflow.pyfunc
+
+        with self._fluent():
+            return mlflow.pyfunc.load_model(f"models:/{name}/{version}")
+
     def tag_version(self, name: str, version: str, tags: dict[str, str]) -> None:
         for key, value in tags.items():
             self.client.set_model_version_tag(name, str(version), key, str(value))

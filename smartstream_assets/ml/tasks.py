@@ -136,6 +136,16 @@ class _Task:
             return self.directions[base]
         raise KeyError(f"{self.kind} task has no metric {metric!r} (it has {', '.join(self.directions)})")
 
+    @property
+    def extra_columns(self) -> list[str]:
+        """Columns besides id, features and labels a holdout keeps: the time column of a time
+        split, and the columns a baseline forecasts from."""
+        extra = [self.split.time_column] if isinstance(self.split, TimeSplit) else []
+        for baseline in self.baselines:
+            if isinstance(baseline, ColumnForecast):
+                extra += list(baseline.columns)
+        return extra
+
     def labelled(self, frame: pd.DataFrame) -> pd.DataFrame:
         """The rows with every target present (the others are scored, never trained on)."""
         return frame.dropna(subset=list(self.targets)).reset_index(drop=True)

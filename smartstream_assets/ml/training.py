@@ -66,10 +66,6 @@ class Trial:
     cv_score: float | None  # the objective on the search folds; None when pruned or failed
     state: str
 
-    @property
-    def cv_roc_auc(self) -> float | None:  # the binary tasks' objective, under its old name
-        return self.cv_score
-
 
 @dataclass
 class Candidate:
@@ -100,22 +96,10 @@ class Candidate:
     def objective(self) -> str:
         return self.task.objective
 
-    # the binary task's names, kept for its callers
-    @property
-    def cv_roc_auc(self) -> float:
-        return self.cv_score
-
-    @property
-    def holdout_proba(self) -> np.ndarray:
-        return self.holdout_raw
-
     @property
     def holdout_pred(self) -> np.ndarray:
-        return (self.holdout_raw >= getattr(self.task, "threshold", 0.5)).astype(int)
-
-    @property
-    def classification_report(self) -> dict:
-        return self.report
+        """A binary task's predicted classes on the holdout (at its threshold)."""
+        return (self.holdout_raw >= self.task.threshold).astype(int)
 
 
 @dataclass
@@ -227,7 +211,7 @@ def train_model(
     holdout = unique_holdout
     raw = task.predict(pipeline, holdout[features])
     y_holdout = task.y(holdout)
-    extra = [c for c in _extra_columns(task) if c in data.columns]
+    extra = [c for c in task.extra_columns if c in data.columns]
     columns = list(dict.fromkeys([id_column, *features, *task.targets, *extra]))
     return Candidate(
         pipeline=pipeline,
@@ -347,18 +331,6 @@ def measure_baselines(task, fit_rows, y_fit, holdout, y_holdout, numeric, catego
             raw = task.predict(model, holdout[list(categorical) + list(numeric)])
         out[baseline.name] = task.metrics(y_holdout, raw)
     return out
-
-
-def _extra_columns(task) -> list[str]:
-    """Columns besides id, features and labels the holdout keeps: the time column, and the
-    columns a baseline forecasts from."""
-    from .tasks import ColumnForecast, TimeSplit
-
-    extra = [task.split.time_column] if isinstance(task.split, TimeSplit) else []
-    for baseline in task.baselines:
-        if isinstance(baseline, ColumnForecast):
-            extra += list(baseline.columns)
-    return extra
 
 
 def row_groups(frame: pd.DataFrame, columns: list[str]) -> np.ndarray:

@@ -2,6 +2,9 @@
 
     smartstream produce employees --files 10 --interval 5 --events 200
     smartstream produce employees --drift age=+8,city=Pune,tier=-1   # inject drift
+    smartstream produce co2 --weeks 4 [--drift level=+3,noise=x2]     # the next weekly readings
+
+    smartstream endpoint test co2 [--url http://127.0.0.1:5001]          # ask the served champion
 
 ``produce`` is the stand-in for a producer writing into S3: it streams generated
 CDC files into the lake's raw zone (``--lake``, else $SMARTSTREAM_LAKE, else the
@@ -28,11 +31,20 @@ def main(argv: list[str] | None = None) -> int:
     produce.add_argument("--interval", type=float, default=5.0, help="seconds between files")
     produce.add_argument("--events", type=int, default=200, help="changes per file")
     produce.add_argument("--seed", type=int, default=None, help="default: the current time")
-    produce.add_argument("--drift", default="", help="e.g. age=+8,city=Pune,tier=-1[,share=0.8]")
+    produce.add_argument("--drift", default="", help="employees: age=+8,city=Pune,tier=-1[,share=0.8]; co2: level=+3,noise=x2")
+    produce.add_argument("--weeks", type=int, default=1, help="co2: how many weekly readings per station")
     produce.add_argument("--gzip", action="store_true", help="write .csv.gz like DMS with CompressionType GZIP")
     produce.add_argument("--lake", default=None, help="s3://bucket/prefix or a folder")
+    endpoint = commands.add_parser("endpoint", help="test a served model (make serve MODEL=...)")
+    endpoint.add_argument("action", choices=["test"])
+    endpoint.add_argument("domain", help="the domain whose champion is served, e.g. co2")
+    endpoint.add_argument("--url", default="http://127.0.0.1:5001", help="where make serve listens (default %(default)s)")
+    endpoint.add_argument("--lake", default=None, help="s3://bucket/prefix or a folder (the features are read there)")
+    endpoint.add_argument("--timeout", type=float, default=30.0, help="seconds to wait for the answer")
     args = parser.parse_args(argv)
     try:
+        if args.command == "endpoint":
+            return _endpoint_test(args)
         return _produce(args)
     except (LakeError, RegistryError, ValueError) as exc:
         print(f"smartstream: {exc}", file=sys.stderr)
@@ -50,6 +62,13 @@ def _produce(args) -> int:
     if args.files < 0 or args.events <= 0 or args.interval < 0:
         raise ValueError("--files must be >= 0, --events > 0 and --interval >= 0")
     lake = lake_from_url(args.lake)
+    seed = args.seed if args.seed is not None else int(time.time())
+    if args.table == "co2":
+        from .producers import Co2Drift, produce_readings
+
+        drift = Co2Drift.parse(args.drift)
+        produce_readings(lake, tables["co2"], weeks=args.weeks, seed=seed, drift=drift)
+        return 0
     drift = parse_drift(args.drift)
     rate = args.events / args.interval if args.interval else float("inf")
     print(
@@ -57,8 +76,55 @@ def _produce(args) -> int:
         f"(~{rate:,.0f} changes/s) into {lake.describe(tables[args.table].raw_prefix)}"
         + (f" with drift {drift}" if drift else "")
     )
-    seed = args.seed if args.seed is not None else int(time.time())
     produce(lake, tables[args.table], files=args.files, interval=args.interval, events=args.events, seed=seed, drift=drift, compress=args.gzip)
+    return 0
+
+
+def _endpoint_test(args) -> int:
+    """POST a sample payload, built from the latest features the scoring runs score (each
+    series' newest row, ``Domain.select_rows``), to ``<url>/invocations`` and print the
+    answers; exit 1 with the reason when nothing answers or the answer is wrong."""
+    import json
+    import urllib.error
+    import urllib.request
+
+    from .domains import all_domains
+    from .keys import features_key
+
+    domains = {d.name: d for d in all_domains()}
+    if args.domain not in domains:
+        raise ValueError(f"unknown domain {args.domain!r}; the registry has: {', '.join(domains)}")
+    domain = domains[args.domain]
+    lake = lake_from_url(args.lake)
+    key = features_key(domain)
+    if not lake.exists(key):
+        raise ValueError(f"no features at {lake.describe(key)}: materialise {domain.name}/features first (make demo)")
+    frame = lake.read_parquet(key).to_pandas()
+    rows = frame if domain.select_rows is None else domain.select_rows(frame)
+    waiting = rows[rows[list(domain.targets)].isna().any(axis=1)]  # what a forecast is for: no label yet
+    rows = (waiting if len(waiting) else rows).tail(5)
+    payload = json.loads(rows[domain.features].to_json(orient="split", index=False, date_format="iso"))
+    body = json.dumps({"dataframe_split": payload}).encode()
+    url = args.url.rstrip("/") + "/invocations"
+    request = urllib.request.Request(url, data=body, headers={"Content-Type": "application/json"})
+    try:
+        with urllib.request.urlopen(request, timeout=args.timeout) as response:
+            answer = json.loads(response.read())
+    except urllib.error.HTTPError as exc:
+        print(f"smartstream: {url} answered HTTP {exc.code}: {exc.read()[:500].decode(errors='replace')}", file=sys.stderr)
+        return 1
+    except (urllib.error.URLError, OSError) as exc:
+        reason = getattr(exc, "reason", exc)
+        print(f"smartstream: nothing answers at {url} ({reason}); start it with: make serve MODEL={domain.registered_model}", file=sys.stderr)
+        return 1
+    predictions = answer.get("predictions") if isinstance(answer, dict) else None
+    if not isinstance(predictions, list) or len(predictions) != len(rows):
+        print(f"smartstream: {url} answered {str(answer)[:300]!r}; expected {len(rows)} predictions", file=sys.stderr)
+        return 1
+    print(f"{url}: {len(rows)} rows of {lake.describe(key)} sent")
+    for ident, value in zip(rows[domain.id_column], predictions):
+        shown = f"{value:.3f}" if isinstance(value, float) else str(value)
+        print(f"{ident}: predicted {domain.prediction_label or domain.target} {shown}")
     return 0
 
 

@@ -4,6 +4,7 @@ import warnings
 
 import dagster as dg
 
+from .assets.cleanup import build_cleanup_job
 from .assets.ingestion import build_ingestion_assets
 from .assets.ml import build_ml_assets
 from .domains import DomainPlugin, all_plugins
@@ -35,15 +36,15 @@ def build_table_pieces(tables, plugins: list[DomainPlugin] = ()) -> tuple[list, 
 
 
 def build_domain_pieces(plugins: list[DomainPlugin]) -> tuple[list, list, list, list]:
-    """Each domain's shared ML assets plus the extras it declares, its retrain and scoring
-    jobs (the declared extras join scoring), retrain sensor and scoring schedule:
+    """Each domain's shared ML assets plus the extras it declares, its retrain, scoring and
+    cleanup jobs (the declared extras join scoring), retrain sensor and scoring schedule:
     (assets, jobs, sensors, schedules)."""
     assets, jobs, sensors, schedules = [], [], [], []
     for plugin in plugins:
         domain, extras = plugin.domain, plugin.load_extras()
         assets += build_ml_assets(domain) + list(extras.assets)
         retrain, scoring = build_retrain_job(domain), build_scoring_job(domain, list(extras.scoring_keys))
-        jobs += [retrain, scoring]
+        jobs += [retrain, scoring, build_cleanup_job(domain)]
         sensors.append(build_retrain_sensor(domain, retrain))
         schedules.append(build_scoring_schedule(domain, scoring))
     return assets, jobs, sensors, schedules

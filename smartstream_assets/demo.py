@@ -89,12 +89,13 @@ def ml_steps(table_names) -> list[tuple]:
     import dagster as dg
 
     from .domains import all_plugins
-    from .keys import asset_keys, table_asset_keys
+    from .keys import MONITOR_ROLES, asset_keys, table_asset_keys
 
     plugins = all_plugins()
     ingested = dg.AssetSelection.assets(*(key for name in table_names for key in table_asset_keys(name)))
     approvals = dg.AssetSelection.assets(*(asset_keys(p.domain)["approval"] for p in plugins))
     scored = dg.AssetSelection.assets(*(asset_keys(p.domain)[r] for p in plugins for r in ("predictions", "drift")))
+    monitors = MONITOR_ROLES
     steps = [
         (
             "features, models, promotion gates, forecasts",
@@ -106,7 +107,7 @@ def ml_steps(table_names) -> list[tuple]:
     for plugin in plugins:
         domain, keys = plugin.domain, asset_keys(plugin.domain)
         partition = domain.scoring_cadence.partitions_def().get_last_partition_key()
-        wanted = [keys[r] for r in ("features", "anomaly", "predictions", "drift") if r in keys]
+        wanted = [keys[r] for r in ("features", "anomaly", "predictions", "drift", *monitors) if r in keys]
         steps.append(
             (
                 f"{domain.name} scoring, partition {partition}: predictions, drift report and extras",

@@ -1,6 +1,6 @@
 import dagster as dg
 
-from .keys import asset_keys, table_asset_keys
+from .keys import MONITOR_ROLES, asset_keys, table_asset_keys
 from .partitions import ingest_date_partitions
 
 
@@ -37,7 +37,7 @@ def build_scoring_job(domain, extra: list[dg.AssetKey] = ()):
     run per scoring partition (the domain's cadence): the unpartitioned features and extras
     are refreshed in the same run."""
     keys = asset_keys(domain)
-    wanted = [keys[k] for k in ("features", "anomaly", "predictions", "drift") if k in keys] + list(extra)
+    wanted = [keys[k] for k in ("features", "anomaly", "predictions", "drift", *MONITOR_ROLES) if k in keys] + list(extra)
     return dg.define_asset_job(
         f"{domain.name}_scoring",
         selection=dg.AssetSelection.assets(*wanted),

@@ -64,7 +64,12 @@ DOMAIN_ROLES = {
     "anomaly": "anomalies",
     "predictions": "predictions",
     "drift": "drift_report",
+    # with Domain.monitoring
+    "data_quality_monitor": "data_quality_monitor",
+    "model_quality_monitor": "model_quality_monitor",
+    "bias_drift_monitor": "bias_drift_monitor",
 }
+MONITOR_ROLES = ("data_quality_monitor", "model_quality_monitor", "bias_drift_monitor")
 
 
 def domain_asset_key(domain_name: str, role: str) -> dg.AssetKey:
@@ -74,11 +79,11 @@ def domain_asset_key(domain_name: str, role: str) -> dg.AssetKey:
 
 def asset_keys(domain) -> dict[str, dg.AssetKey]:
     """The shared lineage's keys of one domain, by role (see ``DOMAIN_ROLES``); ``anomaly``
-    only when the domain has an anomaly model."""
+    only when the domain has an anomaly model, the monitors only when it declares monitoring."""
     keys = {
         role: domain_asset_key(domain.name, last.format(model=domain.model))
         for role, last in DOMAIN_ROLES.items()
-        if role != "anomaly"
+        if role != "anomaly" and (role not in MONITOR_ROLES or getattr(domain, "monitoring", None) is not None)
     }
     if domain.anomaly_model:
         keys["anomaly"] = domain_asset_key(domain.name, DOMAIN_ROLES["anomaly"])
@@ -118,6 +123,12 @@ def features_key(domain) -> str:
     return f"features/{domain.name}/data.parquet"
 
 
+def features_split_key(domain, split: str) -> str:
+    """A time split's window of the feature frame (train, validation, test), as the
+    SageMaker pipeline's preprocessing step writes them."""
+    return f"features/{domain.name}/split={split}/data.parquet"
+
+
 def anomalies_key(domain) -> str:
     return f"predictions/{domain.anomaly_model}/data.parquet"
 
@@ -132,6 +143,11 @@ def predictions_prefix(domain) -> str:
 
 def drift_report_key(domain, partition: str, ext: str) -> str:
     return f"reports/{domain.name}/drift/run_date={partition}/report.{ext}"
+
+
+def monitor_report_key(domain, kind: str, partition: str, ext: str) -> str:
+    """A monitor's report of one scoring partition (kind: data_quality, model_quality, bias_drift)."""
+    return f"reports/{domain.name}/monitors/{kind}/run_date={partition}/report.{ext}"
 
 
 def evaluation_key(domain, version: str) -> str:

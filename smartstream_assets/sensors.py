@@ -99,10 +99,15 @@ def retrain_sensor_name(domain) -> str:
 
 
 def build_retrain_sensor(domain, job) -> dg.SensorDefinition:
-    """Reads the latest drift report of the domain; retrains when it crosses the threshold."""
-    from .ml.retraining import DriftReport, RetrainCursor, decide_retraining
+    """Reads the latest drift report of the domain (and its monitors' latest reports, when
+    it has monitors); retrains when one crosses, once per report, with a cooldown."""
+    from .keys import MONITOR_ROLES
+    from .ml.retraining import DriftReport, RetrainCursor, decide_on_reports
 
-    drift_key = asset_keys(domain)["drift"]
+    keys = asset_keys(domain)
+    drift_key = keys["drift"]
+    monitors = [keys[role] for role in MONITOR_ROLES if role in keys]
+    watched = f"{spelled(drift_key)}" + (f" or {', '.join(spelled(k) for k in monitors)}" if monitors else "")
 
     @dg.sensor(
         name=retrain_sensor_name(domain),
@@ -110,36 +115,43 @@ def build_retrain_sensor(domain, job) -> dg.SensorDefinition:
         minimum_interval_seconds=60,
         description=(
             f"Requests {job.name} when {spelled(drift_key)} crosses drift share "
-            f"{domain.drift_share_threshold} or flags prediction drift; once per report, "
-            f"at most once per {domain.retrain_cooldown_hours:g} h."
+            f"{domain.drift_share_threshold} or flags prediction drift"
+            + (f", or {', '.join(spelled(k) for k in monitors)} requests retraining (degraded quality, bias drift)" if monitors else "")
+            + f"; once per report, at most once per {domain.retrain_cooldown_hours:g} h."
         ),
     )
     def retrain_sensor(context: dg.SensorEvaluationContext) -> dg.SensorResult:
-        records = context.instance.fetch_materializations(drift_key, limit=1).records
-        report = None
-        if records:
+        reports = []
+        for key in [drift_key, *monitors]:
+            records = context.instance.fetch_materializations(key, limit=1).records
+            if not records:
+                continue
             meta = records[0].asset_materialization.metadata
-            report = DriftReport(
-                report_id=records[0].storage_id,
-                drift_share=float(meta["drift_share"].value),
-                prediction_drift=bool(meta["prediction_drift"].value),
-                run_date=str(meta["run_date"].value) if "run_date" in meta else "",
-            )
-        decision = decide_retraining(
-            report,
+            run_date = str(meta["run_date"].value) if "run_date" in meta else ""
+            if key == drift_key:
+                reports.append(DriftReport(records[0].storage_id, float(meta["drift_share"].value),
+                                           bool(meta["prediction_drift"].value), run_date, source=spelled(key)))  # fmt: skip
+            elif "retrain_requested" in meta:
+                reason = meta.get("retrain_reason") or meta.get("verdict")
+                reports.append(DriftReport(records[0].storage_id, run_date=run_date, requested=bool(meta["retrain_requested"].value),
+                                           reason=str(reason.value) if reason else "", source=spelled(key)))  # fmt: skip
+        decision, report = decide_on_reports(
+            reports,
             RetrainCursor.from_json(context.cursor),
             now=time.time(),
             threshold=domain.drift_share_threshold,
             cooldown_seconds=domain.retrain_cooldown_hours * 3600,
         )
         if not decision.request:
-            return dg.SensorResult(skip_reason=decision.reason, cursor=decision.cursor.to_json())
+            return dg.SensorResult(skip_reason=decision.reason or f"nothing to decide on ({watched})", cursor=decision.cursor.to_json())
         context.log.info(decision.reason)
         return dg.SensorResult(
             run_requests=[
                 dg.RunRequest(
                     run_key=f"{domain.name}-retrain-report-{report.report_id}",
-                    tags={"smartstream/trigger": "drift", "smartstream/drift_share": f"{report.drift_share:.3f}",
+                    tags={"smartstream/trigger": "monitor" if report.requested is not None else "drift",
+                          "smartstream/drift_share": f"{report.drift_share:.3f}",
+                          "smartstream/report_source": report.source,
                           "smartstream/drift_report": str(report.report_id)},  # fmt: skip
                 )
             ],

@@ -19,6 +19,7 @@ from smartstream_assets.domains import (
     all_domains,
     all_plugins,
 )
+from smartstream_assets.domains.co2 import CO2
 from smartstream_assets.domains.employees import ATTRITION
 from smartstream_assets.tables import load_tables
 
@@ -71,8 +72,10 @@ def defs(tmp_path_factory) -> dg.Definitions:
 
 
 def test_the_registry_lists_employees_with_its_extras_and_cadence():
-    [plugin] = all_plugins()
-    assert plugin.domain is ATTRITION and all_domains() == [ATTRITION]
+    plugin, co2_plugin = all_plugins()
+    assert plugin.domain is ATTRITION and all_domains() == [ATTRITION, CO2]
+    assert co2_plugin.domain is CO2 and co2_plugin.load_extras().assets == ()
+    assert (CO2.scoring_cadence.cron, CO2.scoring_cadence.every) == ("5 * * * *", "hour")
     extras = plugin.load_extras()
     assert {a.key for a in extras.assets} == set(extras.scoring_keys) == {
         dg.AssetKey(["employees", "headcount_forecast"]),
@@ -94,7 +97,7 @@ def test_a_second_domain_gets_its_own_assets_jobs_sensor_and_schedule(defs):
     assert groups[dg.AssetKey(["loans", "trusted"])] == groups[dg.AssetKey(["loans", "current"])] == "loans"
     assert groups[dg.AssetKey(["loans", "features"])] == groups[LOANS_REPORT_KEY] == "loans"
     assert groups[dg.AssetKey(["employees", "trusted"])] == groups[dg.AssetKey(["employees", "dashboard"])] == "employees"
-    assert set(groups.values()) == {"employees", "loans"}
+    assert set(groups.values()) == {"employees", "co2", "loans"}
 
     scoring = defs.resolve_job_def("loans_scoring")
     assert LOANS_REPORT_KEY in scoring.asset_layer.executable_asset_keys
@@ -106,7 +109,7 @@ def test_a_second_domain_gets_its_own_assets_jobs_sensor_and_schedule(defs):
     assert "loans_raw_sensor" in {s.name for s in defs.sensors}
 
     by_name = {s.name: s for s in defs.schedules}
-    assert set(by_name) == {"employees_monthly_scoring", "loans_hourly_scoring"}
+    assert set(by_name) == {"employees_monthly_scoring", "co2_hourly_scoring", "loans_hourly_scoring"}
     assert by_name["loans_hourly_scoring"].cron_schedule == "0 * * * *"
     assert by_name["loans_hourly_scoring"].job_name == "loans_scoring"
     monthly = by_name["employees_monthly_scoring"]

@@ -21,6 +21,7 @@ from ..keys import anomalies_key, asset_keys, drift_report_key, evaluation_key, 
 from ..lake import Lake
 from ..metadata import drift_markdown  # noqa: F401 (re-exported)
 from .ml_config import ApprovalConfig, CandidateConfig, GateConfig  # noqa: F401 (re-exported)
+from .ml_monitor import monitor_assets
 from .ml_score import anomaly_asset, drift_asset, latest_run_date, predictions_asset  # noqa: F401 (re-exported)
 from .ml_train import approval_asset, candidate_asset, candidate_version, champion_asset, fairness_check, features_asset  # noqa: F401
 
@@ -38,7 +39,7 @@ def build_ml_assets(domain: Domain) -> list[dg.AssetsDefinition]:
     assets = [features_asset(domain, keys), candidate_asset(domain, keys), champion_asset(domain, keys), approval_asset(domain, keys)]
     if domain.anomaly_model:
         assets.append(anomaly_asset(domain, keys))
-    return assets + [predictions_asset(domain, keys), drift_asset(domain, keys)]
+    return assets + [predictions_asset(domain, keys), drift_asset(domain, keys), *monitor_assets(domain, keys)]
 
 
 def write_frame(lake: Lake, key: str, frame: pd.DataFrame) -> None:

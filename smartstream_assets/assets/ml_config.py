@@ -1,19 +1,39 @@
 """Run config of the ML assets: what the UI's launchpad shows for each."""
 
 import dagster as dg
-from pydantic import Field
+from pydantic import Field, field_validator
 
 
 class CandidateConfig(dg.Config):
-    """The hyperparameter search; the default budget keeps `make demo` quick."""
+    """The hyperparameter search; the default budget keeps `make demo` quick. The three
+    strategies: TPE (sampler tpe, pruner none), random (random, none), Hyperband (tpe,
+    hyperband: in Optuna Hyperband is a pruner, run with a sampler)."""
 
     trials: int = Field(default=10, description="Optuna trials")
     estimators: list[str] = Field(default=["random_forest", "xgboost"], description="random_forest, xgboost")
-    sampler: str = Field(default="tpe", description="tpe or random")
-    pruner: str = Field(default="none", description="none or hyperband (prunes on cross-validation folds)")
+    sampler: str = Field(default="tpe", description="tpe (Optuna's Bayesian sampler; alias bayesian) or random")
+    pruner: str = Field(
+        default="none",
+        description="none or hyperband (its resource: the cross-validation folds of a random split; on a time "
+        "split the latest 1/4, 1/2, all of the training window)",
+    )
     folds: int = Field(default=3, description="stratified folds of the training split")
     test_size: float = Field(default=0.2, description="holdout share (stratified)")
     seed: int = Field(default=42, description="split, folds, sampler and models")
+
+    @field_validator("sampler")
+    @classmethod
+    def _known_sampler(cls, value: str) -> str:
+        from ..ml.training import canonical_sampler
+
+        return canonical_sampler(value)  # the error names the allowed values
+
+    @field_validator("pruner")
+    @classmethod
+    def _known_pruner(cls, value: str) -> str:
+        from ..ml.training import canonical_pruner
+
+        return canonical_pruner(value)
 
 
 class GateConfig(dg.Config):

@@ -178,8 +178,11 @@ def drift_asset(domain: Domain, keys: dict) -> dg.AssetsDefinition:
         backfill_policy=dg.BackfillPolicy.single_run(),
         description=(
             "Evidently, per scoring partition: feature drift of the rows that partition scored against the "
-            "reference data of the model version that scored them, and drift of its predictions "
-            f"({', '.join(domain.task.drift_columns)}) against that version's reference predictions. "
+            "reference data of the model version that scored them"
+            f"{'' if domain.drift_features is None else ' (' + ', '.join(domain.drift_numeric + domain.drift_categorical) + ')'}, "
+            f"and drift of its predictions ({', '.join(domain.task.drift_columns)}"
+            f"{', as the change from ' + domain.task.anchor if getattr(domain.task, 'anchor', None) else ''}) "
+            "against that version's reference predictions. "
             "HTML + JSON in the lake's reports/."
         ),
     )
@@ -204,11 +207,11 @@ def drift_asset(domain: Domain, keys: dict) -> dg.AssetsDefinition:
                 version, reference, reference_predictions = registry.reference(domain.registered_model, version=versions[0])
             except LookupError as exc:
                 raise dg.Failure(str(exc)) from None
-            current = scored[[*domain.features, *predicted]]
             baseline = reference[domain.features].assign(**{c: reference_predictions[c].to_numpy() for c in predicted})
+            current, baseline, compared = drift_frames(domain, scored, baseline)
             summary, html = drift_report(
-                baseline, current, numerical=list(domain.numeric), categorical=list(domain.categorical),
-                prediction_columns=predicted, drift_share=domain.drift_share_threshold,
+                baseline, current, numerical=domain.drift_numeric, categorical=domain.drift_categorical,
+                prediction_columns=compared, drift_share=domain.drift_share_threshold,
             )  # fmt: skip
             html_key, json_key = drift_report_key(domain, partition, "html"), drift_report_key(domain, partition, "json")
             store.write_bytes(html_key, html.encode("utf-8"))
@@ -250,6 +253,24 @@ def drift_asset(domain: Domain, keys: dict) -> dg.AssetsDefinition:
         return dg.MaterializeResult()
 
     return drift
+
+
+def drift_frames(domain: Domain, scored: pd.DataFrame, baseline: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame, list[str]]:
+    """What the drift report compares: the domain's drift features and its predictions; for
+    an anchored regression the predicted change from the anchor (``<column>_change``), since
+    the level of a trending series moves by design."""
+    predicted = list(domain.task.drift_columns)
+    columns = [*domain.drift_numeric, *domain.drift_categorical]
+    anchor = getattr(domain.task, "anchor", None)
+    if not anchor:
+        return scored[[*columns, *predicted]], baseline[[*columns, *predicted]], predicted
+    changed = [f"{c}_change" for c in predicted]
+
+    def relative(frame: pd.DataFrame) -> pd.DataFrame:
+        deltas = {f"{c}_change": frame[c].to_numpy(dtype=float) - frame[anchor].to_numpy(dtype=float) for c in predicted}
+        return frame[columns].assign(**deltas)
+
+    return relative(scored), relative(baseline), changed
 
 
 def latest_run_date(lake: Lake, domain: Domain) -> str:

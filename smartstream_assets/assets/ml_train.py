@@ -11,7 +11,7 @@ import pyarrow as pa
 from .. import ingestion
 from ..domains import Domain
 from ..io import IO_MANAGER_KEY, LAKE_KEY
-from ..keys import asset_keys, evaluation_key, features_key, spelled
+from ..keys import asset_keys, evaluation_key, features_key, features_split_key, spelled
 from ..metadata import baselines_markdown, comparison_markdown, fairness_markdown, label_summary, preview
 from ..resources import AlertResource, LakeResource, MlflowResource
 from .ml_config import ApprovalConfig, CandidateConfig, GateConfig
@@ -44,11 +44,17 @@ def features_asset(domain: Domain, keys: dict) -> dg.AssetsDefinition:
         except ValueError as exc:
             raise dg.Failure(str(exc)) from None
         labelled = frame[list(domain.targets)].notna().all(axis=1)
+        skipped = frame.attrs.get("series_skipped") or {}
+        for reason in skipped.values():
+            context.log.warning(f"{spelled(keys['features'])}: {reason}: left out until it has enough history")
+        extra = {"series_skipped": dg.MetadataValue.json(skipped)} if "series_skipped" in frame.attrs else {}
+        extra.update(write_time_splits(store, domain, frame))
         return dg.Output(
             frame,
             metadata={
                 "dagster/row_count": len(frame),
                 "labelled_rows": int(labelled.sum()),
+                **extra,
                 **label_summary(domain, frame.loc[labelled]),
                 "features": dg.MetadataValue.json(domain.features),
                 "path": dg.MetadataValue.path(store.describe(features_key(domain))),
@@ -57,6 +63,30 @@ def features_asset(domain: Domain, keys: dict) -> dg.AssetsDefinition:
         )
 
     return features
+
+
+def write_time_splits(store, domain: Domain, frame: pd.DataFrame) -> dict:
+    """For a time split: the labelled rows of each window (train, validation, test) as
+    Parquet under ``features/<domain>/split=<window>/``, and their spans as metadata. The
+    candidate splits the same frame the same way (``training.time_split``)."""
+    from ..ml.tasks import TimeSplit
+    from ..ml.training import time_split
+
+    if not isinstance(domain.task.split, TimeSplit):
+        return {}
+    data = domain.task.labelled(frame)
+    try:
+        plan = time_split(data, domain.task.split)
+    except ValueError as exc:
+        raise dg.Failure(f"{spelled(asset_keys(domain)['features'])}: {exc}") from None
+    windows = {"train": plan.search[: len(plan.folds[0][0])], "validation": plan.search[len(plan.folds[0][0]):], "test": plan.holdout}
+    for name, rows in windows.items():
+        store.write_parquet(features_split_key(domain, name), pa.Table.from_pandas(data.iloc[rows], preserve_index=False))
+    spans = {"train": plan.window["train"], "validation": plan.window["validation"], "test": plan.window["holdout"]}
+    return {
+        "split_windows": dg.MetadataValue.json({name: {"from": span[0], "to": span[1], "rows": len(windows[name])} for name, span in spans.items()}),
+        "split_paths": dg.MetadataValue.json({name: store.describe(features_split_key(domain, name)) for name in windows}),
+    }
 
 
 def candidate_asset(domain: Domain, keys: dict) -> dg.AssetsDefinition:
@@ -100,7 +130,7 @@ def candidate_asset(domain: Domain, keys: dict) -> dg.AssetsDefinition:
 
         settings = SearchSettings(
             trials=config.trials,
-            estimators=tuple(config.estimators),
+            estimators=tuple(config.estimators) or domain.estimators,
             sampler=config.sampler,
             pruner=config.pruner,
             folds=config.folds,

@@ -78,6 +78,28 @@ class FairnessThresholds:
 
 
 @dataclass(frozen=True)
+class Monitoring:
+    """Model Monitor's hourly checks of a domain's scoring partitions, against the
+    baselines stored with the scoring version at promotion (``assets/ml_monitor.py``):
+
+    - data quality: the scored rows against ``constraints.json`` (type, completeness,
+      range = baseline min/max -/+ ``range_tolerance_std`` std, known categories);
+    - model quality: scored rows whose label has arrived, the task's primary error
+      (RMSE) against the version's evaluation.json; degraded above ``max_error_ratio`` x;
+    - bias drift: per-facet MAE ratio on those rows against the evaluation's; drifted
+      when a group's ratio moved more than ``max_bias_change``.
+
+    A degraded model or drifted bias requests retraining (the retrain sensor); data-quality
+    violations alert (bad input is not a reason to retrain on it). Fewer than ``min_rows``
+    labelled rows: measured, never flagged."""
+
+    max_error_ratio: float = 1.5
+    max_bias_change: float = 0.5
+    min_rows: int = 8
+    range_tolerance_std: float = 3.0
+
+
+@dataclass(frozen=True)
 class Cadence:
     """A domain's scoring partitions: one per ``every`` (hour, day, week, month) from
     ``start``; the schedule (``build_schedule_from_partitioned_job``) scores a partition
@@ -168,6 +190,17 @@ class Domain:
     # feature frame -> the rows a scoring run scores (e.g. each station's latest reading, for
     # a next-week forecast); None: all. Not applied to the drift reference (training rows).
     select_rows: Callable[[Any], Any] | None = None
+    # the estimators the candidate searches over unless its config names others
+    estimators: tuple[str, ...] = ("random_forest", "xgboost")
+    # training rows -> the rows the drift baseline is sampled from (None: all of them); a
+    # trending series compares the newest window with the newest training years
+    reference_window: Callable[[Any], Any] | None = None
+    # the features the drift report compares (None: all); level-free ones for a trend
+    drift_features: tuple[str, ...] | None = None
+    # what a prediction is, in words (``smartstream endpoint test``); empty: the target's name
+    prediction_label: str = ""
+    # Model Monitor-style checks of every scoring partition (None: the drift report only)
+    monitoring: Monitoring | None = None
     # what class 0 and class 1 are called in charts, and their colours (empty: the default)
     class_labels: tuple[str, str] = ("0", "1")
     class_colours: tuple[str, ...] = ()
@@ -181,6 +214,19 @@ class Domain:
         anchor = getattr(self.task, "anchor", None)
         if anchor and anchor not in self.numeric:
             raise ValueError(f"domain {self.name}: the task's anchor {anchor!r} must be one of its numeric features")
+        if self.monitoring is not None and self.task.kind != "regression":
+            raise ValueError(f"domain {self.name}: monitoring (model quality vs actuals) needs a regression task (got {self.task.kind})")
+        unknown = [c for c in (self.drift_features or ()) if c not in self.features]
+        if unknown or self.drift_features == ():
+            raise ValueError(f"domain {self.name}: drift_features must be some of its features (got {', '.join(unknown) or 'none'})")
+
+    @property
+    def drift_numeric(self) -> list[str]:
+        return [c for c in self.numeric if self.drift_features is None or c in self.drift_features]
+
+    @property
+    def drift_categorical(self) -> list[str]:
+        return [c for c in self.categorical if self.drift_features is None or c in self.drift_features]
 
     @property
     def targets(self) -> tuple[str, ...]:
@@ -270,7 +316,9 @@ class Domain:
                 f"{where} lacks columns {', '.join(missing)} that {self.name}/features needs; "
                 f"restore them in the table registry and re-ingest, or change the {self.name} domain's columns"
             )
-        return source[wanted].reset_index(drop=True)
+        out = source[wanted].reset_index(drop=True)
+        out.attrs = dict(source.attrs)  # e.g. series_skipped: reported by <name>/features
+        return out
 
 
 @dataclass(frozen=True)
@@ -295,7 +343,7 @@ class DomainPlugin:
 
 
 # The registry: each module defines PLUGIN. Adding a domain is one line here.
-DOMAIN_MODULES: tuple[str, ...] = (f"{__name__}.employees",)
+DOMAIN_MODULES: tuple[str, ...] = (f"{__name__}.employees", f"{__name__}.co2")
 
 
 def all_plugins() -> list[DomainPlugin]:

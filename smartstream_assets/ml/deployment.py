@@ -5,6 +5,7 @@ No Dagster here (the assets are thin wrappers); MLflow through ``registry.Regist
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 
 from .fairness import fairness_form, protected_fairness
@@ -122,7 +123,31 @@ def promote(registry: Registry, domain, version: str, tags: dict | None = None) 
     reference = domain.scoring_rows(registry.load_frame(info.run_id, "data/train_sample.parquet"))
     pipeline = registry.load_pipeline(name, version)
     predictions = score_batch(pipeline, reference, id_column=domain.id_column, features=domain.features, task=domain.task)
+    store_baselines(registry, domain, info.run_id, reference)
     registry.promote(name, version, reference, predictions, tags={GATE_TAG: "promoted", **(tags or {})})
+
+
+BASELINE_ARTIFACTS = {"statistics": "baselines/statistics.json", "constraints": "baselines/constraints.json", "bias": "baselines/bias.json"}
+
+
+def store_baselines(registry: Registry, domain, run_id: str, reference) -> None:
+    """Model Monitor's baselines, stored with the version at promotion: ``statistics.json`` +
+    ``constraints.json`` of the reference rows' features (``ml.monitoring``), and
+    ``bias.json``, the per-facet fairness the candidate measured on its holdout (Clarify's
+    pre- and post-training form: label difference, MAE ratio, mean residual per group)."""
+    from mlflow.exceptions import MlflowException
+
+    from .monitoring import data_quality_baseline
+
+    tolerance = domain.monitoring.range_tolerance_std if domain.monitoring else 3.0
+    baseline = data_quality_baseline(reference[domain.features], range_tolerance_std=tolerance)
+    registry.log_bytes(run_id, json.dumps(baseline.statistics, indent=2).encode(), BASELINE_ARTIFACTS["statistics"])
+    registry.log_bytes(run_id, json.dumps(baseline.constraints, indent=2).encode(), BASELINE_ARTIFACTS["constraints"])
+    try:
+        bias = registry.load_dict(run_id, "fairness.json")
+    except (OSError, ValueError, MlflowException):  # logged before fairness.json: said in the file
+        bias = {"missing": "the candidate's run has no fairness.json"}
+    registry.log_bytes(run_id, json.dumps(bias, indent=2, default=str).encode(), BASELINE_ARTIFACTS["bias"])
 
 
 def approve(registry: Registry, domain, version: str, approved_by: str, note: str = "") -> VersionInfo:

@@ -133,7 +133,8 @@ class Registry:
             for name, png in plots.items():
                 self.log_bytes(run.info.run_id, png, f"plots/{name}.png")
             self.log_frame(run.info.run_id, candidate.holdout, "data/holdout.parquet")
-            self.log_frame(run.info.run_id, candidate.train.sample(min(len(candidate.train), domain.reference_rows), random_state=0), "data/train_sample.parquet")
+            pool = candidate.train if domain.reference_window is None else domain.reference_window(candidate.train)
+            self.log_frame(run.info.run_id, pool.sample(min(len(pool), domain.reference_rows), random_state=0), "data/train_sample.parquet")
             info = mlflow.sklearn.log_model(
                 candidate.pipeline,
                 name="model",

@@ -13,10 +13,29 @@ from dataclasses import asdict, dataclass
 
 @dataclass(frozen=True)
 class DriftReport:
-    report_id: int  # the materialisation's storage id: unique per report
-    drift_share: float
-    prediction_drift: bool
+    """A report the retrain sensor reads: a drift report (drift share, prediction drift) or
+    a monitor that says itself whether it requests retraining (``requested``, ``reason``)."""
+
+    report_id: int  # the materialisation's storage id: unique per report, increasing
+    drift_share: float = 0.0
+    prediction_drift: bool = False
     run_date: str = ""
+    requested: bool | None = None  # a monitor's verdict; None: decide on drift share
+    reason: str = ""
+    source: str = ""  # the asset that reported
+
+    def crossed(self, threshold: float) -> bool:
+        if self.requested is not None:
+            return self.requested
+        return self.drift_share >= threshold or self.prediction_drift
+
+    def measured(self, threshold: float) -> str:
+        if self.requested is not None:
+            return f"{self.source or 'monitor'}: {self.reason or ('retraining requested' if self.requested else 'within limits')}"
+        return (
+            f"{self.source + ': ' if self.source else ''}drift share {self.drift_share:.2f} (threshold {threshold:.2f}), "
+            f"prediction drift {'yes' if self.prediction_drift else 'no'}"
+        )
 
 
 @dataclass(frozen=True)
@@ -46,15 +65,17 @@ class RetrainDecision:
 
 
 def decide_retraining(report: DriftReport | None, cursor: RetrainCursor, *, now: float, threshold: float, cooldown_seconds: float) -> RetrainDecision:
-    """Request retraining when the report's feature drift share reaches ``threshold`` or it
-    flags prediction drift, once per report, and not within ``cooldown_seconds`` of the last."""
+    """Request retraining when the report crosses (its feature drift share reaches
+    ``threshold`` or it flags prediction drift; a monitor: it requests it), once per report
+    (reports at or below the cursor's are decided), and not within ``cooldown_seconds`` of
+    the last request."""
     if report is None:
         return RetrainDecision(False, "no drift report yet", cursor)
-    measured = f"drift share {report.drift_share:.2f} (threshold {threshold:.2f}), prediction drift {'yes' if report.prediction_drift else 'no'}"
-    if report.report_id == cursor.last_report_id:
+    measured = report.measured(threshold)
+    if cursor.last_report_id is not None and report.report_id <= cursor.last_report_id:
         return RetrainDecision(False, f"already decided on report {report.report_id}: {measured}", cursor)
     seen = RetrainCursor(report.report_id, cursor.last_requested_at)
-    if report.drift_share < threshold and not report.prediction_drift:
+    if not report.crossed(threshold):
         return RetrainDecision(False, f"no retraining: {measured}", seen)
     if cursor.last_requested_at is not None and now - cursor.last_requested_at < cooldown_seconds:
         waited = (now - cursor.last_requested_at) / 3600
@@ -65,3 +86,22 @@ def decide_retraining(report: DriftReport | None, cursor: RetrainCursor, *, now:
             seen,
         )
     return RetrainDecision(True, f"retraining: {measured}", RetrainCursor(report.report_id, now))
+
+
+def decide_on_reports(reports: list[DriftReport], cursor: RetrainCursor, *, now: float, threshold: float, cooldown_seconds: float) -> tuple[RetrainDecision, DriftReport | None]:
+    """The latest report of each signal (drift report, monitors): decide on the newest new
+    one that crosses, else on the newest new one; the cursor then passes every report seen."""
+    new = [r for r in reports if cursor.last_report_id is None or r.report_id > cursor.last_report_id]
+    if not reports:
+        return decide_retraining(None, cursor, now=now, threshold=threshold, cooldown_seconds=cooldown_seconds), None
+    if not new:
+        newest = max(reports, key=lambda r: r.report_id)
+        return decide_retraining(newest, cursor, now=now, threshold=threshold, cooldown_seconds=cooldown_seconds), None
+    crossing = [r for r in new if r.crossed(threshold)]
+    report = max(crossing or new, key=lambda r: r.report_id)
+    decision = decide_retraining(report, cursor, now=now, threshold=threshold, cooldown_seconds=cooldown_seconds)
+    high = max(r.report_id for r in new)
+    passed = RetrainCursor(max(high, decision.cursor.last_report_id or high), decision.cursor.last_requested_at)
+    others = [r for r in new if r is not report]
+    reason = decision.reason + ("" if not others else "; also seen: " + "; ".join(r.measured(threshold) for r in others))
+    return RetrainDecision(decision.request, reason, passed), report

@@ -44,22 +44,32 @@ def next_period_frame(
     windows: tuple[int, ...] = WINDOWS,
     season: int = 52,
     min_periods: int | None = None,
+    skip_short: bool = False,
 ) -> pd.DataFrame:
     """One row per series and origin period; see the module docstring for the columns.
 
     Rows whose target period has no reading keep ``target = NaN`` only for the latest
     origin of each series (what a forecast scores); other unlabelled origins are dropped.
     A series with fewer than ``min_periods`` periods (default: the longest lag + 2)
-    raises ``SeriesTooShort`` naming it and its count.
+    raises ``SeriesTooShort`` naming it and its count; with ``skip_short`` it is left out
+    instead and named in ``frame.attrs["series_skipped"]`` (series -> the reason), unless
+    every series is short.
     """
     needed = min_periods if min_periods is not None else max(*lags, season) + 2
-    frames = []
+    frames, skipped = [], {}
     for name, group in readings.groupby(series, sort=True):
-        frames.append(_one_series(name, group, series=series, time=time, value=value, freq=freq,
-                                  lags=lags, windows=windows, season=season, needed=needed))  # fmt: skip
-    if not frames:
-        return pd.DataFrame()
-    return pd.concat(frames, ignore_index=True)
+        try:
+            frames.append(_one_series(name, group, series=series, time=time, value=value, freq=freq,
+                                      lags=lags, windows=windows, season=season, needed=needed))  # fmt: skip
+        except SeriesTooShort as exc:
+            if not skip_short:
+                raise
+            skipped[str(name)] = str(exc)
+    if skipped and not frames:
+        raise SeriesTooShort("; ".join(skipped.values()))
+    out = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
+    out.attrs["series_skipped"] = skipped
+    return out
 
 
 def _one_series(name, group, *, series, time, value, freq, lags, windows, season, needed) -> pd.DataFrame:

@@ -3,11 +3,15 @@ and no Dagster here (``registry.py`` logs what this returns; the assets wire it)
 
 The task (``tasks``: binary classification, regression, multi-output regression)
 decides the split, the estimators and their search spaces, the objective and the
-metrics. Optuna runs the search (TPE by default; random search and Hyperband pruning
-are options) over RandomForest and XGBoost, each inside a Pipeline with the shared
-preprocessing (``features.build_preprocessor``), scored by the task's objective on
-k grouped folds of the training split (stratified for classes), or on the
-validation window of a time split. The best configuration is refitted (on the
+metrics. Optuna runs the search over RandomForest and XGBoost, each inside a Pipeline
+with the shared preprocessing (``features.build_preprocessor``), scored by the task's
+objective on k grouped folds of the training split (stratified for classes), or on the
+validation window of a time split. Three strategies (``strategy_settings``): TPE, Optuna's
+Bayesian sampler (the default; ``"bayesian"`` is an alias), random search, and Hyperband,
+which in Optuna is a pruner (run here with the TPE sampler): it stops trials that score
+low on a small resource. The resource is the cross-validation folds of a random split;
+a time split has one fold, so there it is the share of the training window fitted on,
+the most recent rows first (``recent_fit_steps``). The best configuration is refitted (on the
 training split; on train + validation for a time split that asks for it) and
 evaluated once on the holdout, with the task's baselines; the promotion gate reuses
 that holdout to compare against the champion.
@@ -29,7 +33,40 @@ import pandas as pd
 
 ESTIMATORS = ("random_forest", "xgboost")
 SAMPLERS = ("tpe", "random")
+SAMPLER_ALIASES = {"bayesian": "tpe"}  # TPE is Optuna's Bayesian (model-based) sampler
 PRUNERS = ("none", "hyperband")
+# a search strategy by one name -> (sampler, pruner); Optuna's Hyperband is a pruner, run with TPE
+STRATEGIES = {
+    "tpe": ("tpe", "none"),
+    "bayesian": ("tpe", "none"),
+    "random": ("random", "none"),
+    "hyperband": ("tpe", "hyperband"),
+}
+
+# Hyperband on a time split (one fold): resource r fits on the latest r / 4 of the training
+# window (1/4, 1/2, all); with reduction factor 2 the pruner's rungs sit exactly at these steps
+TIME_RESOURCES = (1, 2, 4)
+TIME_REDUCTION_FACTOR = 2
+# the fewest rows a share fits on (or the whole training window when it is smaller): two
+# years of weekly origins, every week of the year seen twice, so a share still sees the season
+MIN_STEP_ROWS = 104
+
+
+def canonical_sampler(name: str) -> str:
+    """``"tpe"`` or ``"random"`` (``"bayesian"`` means TPE, Optuna's Bayesian sampler; case-insensitive)."""
+    key = str(name).strip().lower()
+    key = SAMPLER_ALIASES.get(key, key)
+    if key not in SAMPLERS:
+        raise ValueError(f"sampler must be one of tpe (alias bayesian), random (got {name!r})")
+    return key
+
+
+def canonical_pruner(name: str) -> str:
+    """``"none"`` or ``"hyperband"`` (case-insensitive)."""
+    key = str(name).strip().lower()
+    if key not in PRUNERS:
+        raise ValueError(f"pruner must be one of {', '.join(PRUNERS)} (got {name!r})")
+    return key
 
 
 @dataclass(frozen=True)
@@ -50,12 +87,35 @@ class SearchSettings:
         unknown = set(self.estimators) - set(ESTIMATORS)
         if unknown or not self.estimators:
             raise ValueError(f"estimators must be some of {', '.join(ESTIMATORS)} (got {sorted(unknown) or 'none'})")
-        if self.sampler not in SAMPLERS:
-            raise ValueError(f"sampler must be one of {', '.join(SAMPLERS)} (got {self.sampler!r})")
-        if self.pruner not in PRUNERS:
-            raise ValueError(f"pruner must be one of {', '.join(PRUNERS)} (got {self.pruner!r})")
+        # stored by their canonical names ("bayesian" -> "tpe"): equal settings, equal runs and logs
+        object.__setattr__(self, "sampler", canonical_sampler(self.sampler))
+        object.__setattr__(self, "pruner", canonical_pruner(self.pruner))
         if not 0.05 <= self.test_size <= 0.5:
             raise ValueError("test_size must be between 0.05 and 0.5")
+
+
+def strategy_settings(name: str, **settings) -> SearchSettings:
+    """``SearchSettings`` for a search strategy named in one word (case-insensitive):
+
+    - ``"tpe"`` or ``"bayesian"``: the TPE sampler (Optuna's Bayesian optimisation: it
+      models good and bad regions of the space from the trials so far), no pruning;
+    - ``"random"``: random sampling, no pruning;
+    - ``"hyperband"``: the TPE sampler with the Hyperband pruner. In Optuna Hyperband is a
+      pruner, not a sampler: it stops trials that score low on a small resource (the
+      first CV folds; on a time split, the latest share of the training window).
+
+    ``settings`` are the other ``SearchSettings`` fields (trials, estimators, seed, ...);
+    ``sampler`` and ``pruner`` are the strategy's to set. Raises ``ValueError`` naming
+    the strategies for an unknown name.
+    """
+    key = str(name).strip().lower()
+    if key not in STRATEGIES:
+        raise ValueError(f"search strategy must be one of {', '.join(STRATEGIES)} (got {name!r})")
+    clash = sorted({"sampler", "pruner"} & set(settings))
+    if clash:
+        raise ValueError(f"strategy {name!r} sets the sampler and the pruner; do not pass {', '.join(clash)}")
+    sampler, pruner = STRATEGIES[key]
+    return SearchSettings(sampler=sampler, pruner=pruner, **settings)
 
 
 @dataclass
@@ -63,8 +123,11 @@ class Trial:
     number: int
     estimator: str
     params: dict
-    cv_score: float | None  # the objective on the search folds; None when pruned or failed
+    # the objective on the search folds; None when failed. A pruned trial keeps the last
+    # value it reported (Optuna's rule): a score on part of the folds or of the window
+    cv_score: float | None
     state: str
+    seconds: float | None = None  # wall time of the trial (Optuna's start to finish)
 
 
 @dataclass
@@ -170,10 +233,17 @@ def train_model(
         groups = row_groups(data, [*features, *task.targets])
         plan = random_split(task, y, groups, settings, len(data))
     X_search, y_search = data.iloc[plan.search][features], y[plan.search]
+    # Hyperband on a time split: one fold, so the resource is the latest share of its training window
+    steps = None
+    if settings.pruner == "hyperband" and isinstance(task.split, TimeSplit) and len(plan.folds) == 1:
+        times = data.iloc[plan.search][task.split.time_column].to_numpy()
+        steps = recent_fit_steps(times, plan.folds[0][0])
 
     def objective(trial: optuna.Trial) -> float:
         name = trial.suggest_categorical("estimator", list(settings.estimators))
         params = task.suggest(trial, name)
+        if steps is not None:
+            return _recent_share_objective(trial, name, params)
         scores = []
         for step, (fit_idx, val_idx) in enumerate(plan.folds):
             model = make_pipeline(name, params, numeric, categorical, settings.seed, settings.n_jobs, task=task)
@@ -185,18 +255,37 @@ def train_model(
                 raise optuna.TrialPruned()
         return float(np.mean(scores))
 
+    def _recent_share_objective(trial: optuna.Trial, name: str, params: dict) -> float:
+        """Fit on the latest 1/4, 1/2, all of the training window; score each on the
+        validation window, report it at step 1, 2, 4 and let Hyperband stop the trial
+        before the full fit. A share equal to the previous one (the row floor) is not refitted."""
+        val_idx = plan.folds[0][1]
+        previous, score = None, float("nan")
+        for resource, fit_idx in zip(TIME_RESOURCES, steps):
+            if previous is None or not np.array_equal(fit_idx, previous):
+                model = make_pipeline(name, params, numeric, categorical, settings.seed, settings.n_jobs, task=task)
+                model.fit(X_search.iloc[fit_idx], y_search[fit_idx])
+                score = float(task.metrics(y_search[val_idx], task.predict(model, X_search.iloc[val_idx]))[task.objective])
+                previous = fit_idx
+            trial.report(score, resource)
+            # the full window is the trial's result: asked before it only (no rung above the last)
+            if resource < TIME_RESOURCES[-1] and trial.should_prune():
+                raise optuna.TrialPruned()
+        return score
+
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     study = optuna.create_study(
         direction="maximize" if task.direction(task.objective) == MAX else "minimize",
         sampler=_sampler(settings),
-        pruner=_pruner(settings, len(plan.folds)),
+        pruner=_time_pruner() if steps is not None else _pruner(settings, len(plan.folds)),
         # Hyperband picks a trial's bracket from a hash of the study name; Optuna's
         # default name is random, which would make pruning (and results) vary per run.
         study_name=f"smartstream-search-{settings.seed}",
     )
     study.optimize(objective, n_trials=settings.trials, timeout=settings.timeout_seconds)
     trials = [
-        Trial(t.number, t.params.get("estimator", "?"), _strip(t.params), t.value, t.state.name)
+        Trial(t.number, t.params.get("estimator", "?"), _strip(t.params), t.value, t.state.name,
+              t.duration.total_seconds() if t.duration is not None else None)  # fmt: skip
         for t in study.trials
     ]
     best = study.best_trial
@@ -299,6 +388,28 @@ def time_split(data: pd.DataFrame, split) -> SplitPlan:
         "final_fit": "train + validation" if split.refit_on_validation else "train",
     }  # fmt: skip
     return SplitPlan(search=search, folds=folds, fit=fit, holdout=holdout_idx, window=window)
+
+
+def recent_fit_steps(times, fit_idx, resources: tuple[int, ...] = TIME_RESOURCES, min_rows: int = MIN_STEP_ROWS) -> list[np.ndarray]:
+    """The rows each Hyperband step of a time split fits on: for resource r, the rows of
+    ``fit_idx`` (the training window) at its latest times, r / max(resources) of them
+    (rounded up), at least ``min_rows`` (all of them when the window is smaller). A time
+    is never cut: rows sharing the earliest time taken are all taken (several series).
+    ``times`` is indexed by the positions in ``fit_idx``; each step keeps their order, and
+    the last step (r = max) is ``fit_idx`` itself, so a trial that runs to the end scores
+    exactly what it scores without the pruner."""
+    fit_idx = np.asarray(fit_idx)
+    resources = tuple(int(r) for r in resources)
+    if not resources or resources[0] < 1 or any(b <= a for a, b in zip(resources, resources[1:])):
+        raise ValueError(f"resources must be increasing positive integers (got {resources})")
+    when = pd.to_datetime(pd.Series(np.asarray(times)[fit_idx]), utc=True).to_numpy()
+    ordered = np.sort(when)
+    n = len(fit_idx)
+    out = []
+    for r in resources:
+        rows = min(n, max(int(np.ceil(r * n / resources[-1])), min_rows))
+        out.append(fit_idx[when >= ordered[n - rows]] if rows else fit_idx[:0])
+    return out
 
 
 def measure_baselines(task, fit_rows, y_fit, holdout, y_holdout, numeric, categorical, settings) -> dict[str, dict[str, float]]:
@@ -433,6 +544,17 @@ def _sampler(settings: SearchSettings):
     if settings.sampler == "random":
         return optuna.samplers.RandomSampler(seed=settings.seed)
     return optuna.samplers.TPESampler(seed=settings.seed)
+
+
+def _time_pruner():
+    """Hyperband over the latest-share steps of a time split: rungs at resources 1, 2, 4
+    (min_resource * reduction_factor ** k), the steps ``recent_fit_steps`` reports."""
+    import optuna
+
+    assert TIME_RESOURCES == tuple(TIME_RESOURCES[0] * TIME_REDUCTION_FACTOR**k for k in range(len(TIME_RESOURCES)))
+    return optuna.pruners.HyperbandPruner(
+        min_resource=TIME_RESOURCES[0], max_resource=TIME_RESOURCES[-1], reduction_factor=TIME_REDUCTION_FACTOR
+    )
 
 
 def _pruner(settings: SearchSettings, folds: int):

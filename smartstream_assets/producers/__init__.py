@@ -16,12 +16,13 @@ from pathlib import Path
 from ..lake import Lake
 from ..tables import TableSpec
 from .base import RawObject
+from .co2 import Co2Drift, Co2Producer
 from .employees import Drift, EmployeesProducer
 
-PRODUCERS = {"employees": EmployeesProducer}
+PRODUCERS = {"employees": EmployeesProducer, "co2": Co2Producer}
 SAMPLE_SEED = 42
 
-__all__ = ["Drift", "PRODUCERS", "RawObject", "produce", "sample_objects", "write_samples"]
+__all__ = ["Co2Drift", "Drift", "PRODUCERS", "RawObject", "produce", "sample_objects", "write_samples"]
 
 
 def sample_objects(tables: dict[str, TableSpec]) -> Iterator[tuple[str, bytes]]:
@@ -67,8 +68,8 @@ def produce(
     The changes continue the lake's current state when there is one (so updates and
     deletes hit employees that exist), else the end of the sample history.
     """
-    if spec.name not in PRODUCERS:
-        raise ValueError(f"no producer for table {spec.name!r}; producers exist for: {', '.join(PRODUCERS)}")
+    if spec.name not in STREAMING:
+        raise ValueError(f"no CDC producer for table {spec.name!r}; producers exist for: {', '.join(STREAMING)}")
     producer = PRODUCERS[spec.name](spec, drift=drift)
     sim = producer.simulator(_current_frame(lake, spec), seed)
     written: list[str] = []
@@ -81,6 +82,26 @@ def produce(
         if not files or len(written) < files:
             sleep(interval)
     return written
+
+
+STREAMING = ("employees",)
+
+
+def produce_readings(
+    lake: Lake, spec: TableSpec, *, weeks: int, seed: int, drift: Co2Drift | None = None, log: Callable[[str], None] = print
+) -> str:
+    """One object with the next ``weeks`` readings of every station of table ``co2``,
+    continuing the lake's current state (else the sample history), landed now."""
+    from .co2 import mauna_loa, next_object
+
+    current = _current_frame(lake, spec)
+    if current is None:
+        current = mauna_loa()
+    obj = next_object(current, weeks, seed=seed, drift=drift, now=datetime.now(timezone.utc))
+    key = spec.raw_prefix + obj.key
+    lake.write_bytes(key, obj.data)
+    log(f"wrote {lake.describe(key)} ({weeks} weeks x {current['station'].nunique()} stations)")
+    return key
 
 
 def _current_frame(lake: Lake, spec: TableSpec):

@@ -10,7 +10,10 @@ class CandidateConfig(dg.Config):
     hyperband: in Optuna Hyperband is a pruner, run with a sampler)."""
 
     trials: int = Field(default=10, description="Optuna trials")
-    estimators: list[str] = Field(default=["random_forest", "xgboost"], description="random_forest, xgboost")
+    estimators: list[str] = Field(default=[], description="random_forest, xgboost; empty: the domain's (co2: xgboost)")
+    strategy: str = Field(
+        default="", description="tpe | bayesian | random | hyperband in one word; set, it replaces sampler and pruner"
+    )
     sampler: str = Field(default="tpe", description="tpe (Optuna's Bayesian sampler; alias bayesian) or random")
     pruner: str = Field(
         default="none",
@@ -27,6 +30,15 @@ class CandidateConfig(dg.Config):
         from ..ml.training import canonical_sampler
 
         return canonical_sampler(value)  # the error names the allowed values
+
+    @field_validator("strategy")
+    @classmethod
+    def _known_strategy(cls, value: str) -> str:
+        from ..ml.training import STRATEGIES
+
+        if value.strip() and value.strip().lower() not in STRATEGIES:
+            raise ValueError(f"strategy must be one of {', '.join(STRATEGIES)} or empty (got {value!r})")
+        return value.strip().lower()
 
     @field_validator("pruner")
     @classmethod

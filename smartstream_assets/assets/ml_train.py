@@ -100,7 +100,7 @@ def candidate_asset(domain: Domain, keys: dict) -> dg.AssetsDefinition:
         kinds={"mlflow", "sklearn"},
         description=(
             f"A candidate for {domain.registered_model} ({domain.task.kind}, objective {domain.task.objective}): "
-            "Optuna search over RandomForest and XGBoost, evaluated on its holdout beside the declared baselines "
+            f"Optuna search (TPE, random or Hyperband) over {' and '.join(domain.estimators)}, evaluated on its holdout beside the declared baselines "
             "(evaluation.json), logged to MLflow and registered with alias challenger."
         ),
         check_specs=[
@@ -128,11 +128,14 @@ def candidate_asset(domain: Domain, keys: dict) -> dg.AssetsDefinition:
         from ..ml.fairness import fairness_report
         from ..ml.training import SearchSettings, train_model
 
+        from ..ml.training import STRATEGIES
+
+        sampler, pruner = STRATEGIES[config.strategy] if config.strategy else (config.sampler, config.pruner)
         settings = SearchSettings(
             trials=config.trials,
             estimators=tuple(config.estimators) or domain.estimators,
-            sampler=config.sampler,
-            pruner=config.pruner,
+            sampler=sampler,
+            pruner=pruner,
             folds=config.folds,
             test_size=config.test_size,
             seed=config.seed,
@@ -173,6 +176,7 @@ def candidate_asset(domain: Domain, keys: dict) -> dg.AssetsDefinition:
                 "holdout_window": dg.MetadataValue.json(result.window),
                 "evaluation": dg.MetadataValue.path(store.describe(evaluation_at)),
                 "trials": len(result.trials),
+                "search": f"{settings.sampler} sampler, {settings.pruner} pruner",
                 "trials_pruned": pruned,
                 "rows_train": len(result.train),
                 "rows_holdout": len(result.holdout),

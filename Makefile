@@ -51,6 +51,8 @@ bench: install
 	$(BIN)/python benchmarks/sensor_tick.py
 	$(BIN)/python benchmarks/employees_lineage.py
 	$(BIN)/python benchmarks/evaluate_attrition.py
+	$(BIN)/python benchmarks/co2_quality.py
+	$(BIN)/python benchmarks/hpo_strategies.py
 
 # dagster dev, and beside it the local lake's reports/ on 127.0.0.1:3001 (the drift
 # report links; SMARTSTREAM_REPORTS_URL moves it). The server runs in the background

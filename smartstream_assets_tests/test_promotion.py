@@ -7,6 +7,7 @@ from smartstream_assets.ml.promotion import GateInput, decide_promotion
 from smartstream_assets.ml.retraining import (
     DriftReport,
     RetrainCursor,
+    decide_on_reports,
     decide_retraining,
 )
 
@@ -155,3 +156,28 @@ def test_a_regressor_is_compared_with_the_champion_and_the_baselines_lower_being
     assert gate(1.4, champion={"rmse": 1.5}).action == "promote"
     unmeasured = decide_promotion(GateInput({"rmse": 1.0, "r2": 0.9}, 0.0, primary_metric="rmse", primary_direction="min"), bar, requires_approval=False)
     assert unmeasured.reasons == ["baseline persistence was not measured: the bar requires beating it"]
+
+
+def reports(*items, cursor=RetrainCursor(), now=100 * HOUR):
+    return decide_on_reports(list(items), cursor, now=now, threshold=0.3, cooldown_seconds=24 * HOUR)
+
+
+def test_a_monitor_that_requests_retraining_wins_over_a_newer_quiet_drift_report():
+    quality = DriftReport(20, requested=True, reason="RMSE 3.6x the evaluation", source="co2/model_quality_monitor")
+    drift = DriftReport(21, 0.1, False, source="co2/drift_report")
+    decision, report = reports(quality, drift)
+    assert decision.request and report is quality
+    assert decision.reason.startswith("retraining: co2/model_quality_monitor: RMSE 3.6x") and "also seen: drift share 0.10" in decision.reason
+    # every report seen is passed: the same reports again request nothing
+    assert decision.cursor.last_report_id == 21
+    again, _ = reports(quality, drift, cursor=decision.cursor, now=200 * HOUR)
+    assert not again.request and "already decided on report 21" in again.reason
+
+
+def test_monitors_within_limits_and_a_quiet_drift_report_request_nothing():
+    quiet = DriftReport(30, requested=False, reason="", source="co2/bias_drift_monitor")
+    decision, report = reports(quiet, DriftReport(31, 0.2, False))
+    assert not decision.request and report.report_id == 31 and decision.cursor.last_report_id == 31
+    assert "co2/bias_drift_monitor: within limits" in decision.reason
+    none, _ = reports()
+    assert not none.request and none.reason == "no drift report yet"

@@ -49,7 +49,9 @@ Log = Any
 class Alert:
     """One thing that happened, in the same shape for every channel."""
 
-    kind: str  # "drift_detected" | "promoted" | "held_for_approval" | "rejected"
+    # "drift_detected" | "promoted" | "held_for_approval" | "rejected" | monitors: "data_quality" |
+    # "model_degraded" | "bias_drift"
+    kind: str
     title: str  # one line, e.g. "employees: drift detected (share 0.60)"
     text: str = ""  # a few lines of detail
     fields: Mapping[str, Any] = field(default_factory=dict)  # small key -> scalar facts

@@ -33,7 +33,7 @@ class DriftReport:
         if self.requested is not None:
             return f"{self.source or 'monitor'}: {self.reason or ('retraining requested' if self.requested else 'within limits')}"
         return (
-            f"{self.source + ': ' if self.source else ''}drift share {self.drift_share:.2f} (threshold {threshold:.2f}), "
+            f"drift share {self.drift_share:.2f} (threshold {threshold:.2f}), "
             f"prediction drift {'yes' if self.prediction_drift else 'no'}"
         )
 

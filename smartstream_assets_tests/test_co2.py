@@ -186,6 +186,7 @@ def test_drifted_readings_are_flagged_by_the_monitors_and_retrain_once(project):
     clean = project.score(first)
     predictions = project.lake.read_parquet(keys.predictions_key(CO2, first)).to_pandas()
     assert len(predictions) == co2.MONITOR_WEEKS and predictions["reading_id"].iloc[-1] == "MLO@2001-12-29"
+    assert "MLO@2001-12-29" in clean[K["predictions"]]["forecasts"]  # next week's forecast, shown
     assert clean[K["drift"]]["dataset_drift"] is False
     assert clean[K["data_quality_monitor"]]["violations"] == 0
     quality = clean[K["model_quality_monitor"]]

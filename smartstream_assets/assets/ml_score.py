@@ -156,6 +156,10 @@ def predictions_asset(domain: Domain, keys: dict) -> dg.AssetsDefinition:
             }
             if flags is not None:
                 metadata["anomalies_flagged"] = int(scored["anomaly"].sum())
+            waiting = frame[list(domain.targets)].isna().any(axis=1).to_numpy()
+            if waiting.any():  # rows whose label has not arrived: forecasts (co2: next week's reading)
+                shown = scored.loc[waiting, [domain.id_column, *domain.task.prediction_columns]].head(20)
+                metadata["forecasts"] = dg.MetadataValue.md(shown.to_markdown(index=False, floatfmt=".3f"))
             if predictions_db.enabled() and domain.predictions_table:
                 table = scored[["run_date", domain.id_column, *domain.task.prediction_columns, "model_version", *(["anomaly"] if flags is not None else [])]]
                 metadata["sql_rows_upserted"] = predictions_db.upsert(domain.predictions_table, table, key=["run_date", domain.id_column])

@@ -26,13 +26,22 @@ forecast), the trials pruned and the wall time of the whole ``train_model`` call
 markdown table of the means over seeds, with each strategy's wall time relative to TPE
 measured in the same process (per seed, then averaged). The strategies run in a rotated
 order per seed, after one warm-up fit, so neither start-up nor a busy machine favours one.
-Wall times are for this machine and its load at the time; the RMSEs are deterministic
-for a seed.
+Wall times are for this machine and its load at the time (``load``: the 1-minute load
+average, the higher of before and after the run; above the core count another process
+competed for the cores, and XGBoost's threads can then slow down many-fold); the RMSEs
+are deterministic for a seed.
+
+With the same trial budget Hyperband is not cheaper here: a trial it lets finish fits
+1/4 + 1/2 + all of the window (up to 1.75 full fits, no warm start), and a fit on a
+quarter of ~2,000 rows costs more than a quarter of a full one, while TPE's and random's
+trials fit once. TPE's first 10 trials are random start-up trials drawn like
+``random``'s for the same seed, so with few trials the two can pick the same model.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import statistics
 import sys
 import time
@@ -82,6 +91,7 @@ def run(frame, task, strategy: str, trials: int, seed: int, n_jobs: int) -> dict
     from smartstream_assets.ml.training import strategy_settings, train_model
 
     settings = strategy_settings(strategy, trials=trials, estimators=("xgboost",), seed=seed, n_jobs=n_jobs)
+    load = os.getloadavg()[0]
     started = time.perf_counter()
     c = train_model(frame, task=task, id_column="reading_id", numeric=NUMERIC, categorical=[], settings=settings)
     seconds = time.perf_counter() - started
@@ -91,7 +101,7 @@ def run(frame, task, strategy: str, trials: int, seed: int, n_jobs: int) -> dict
         "ratio": c.metrics["rmse"] / persistence, "persistence": persistence,
         "seasonal_naive": c.baselines["seasonal_naive"]["rmse"],
         "pruned": sum(t.state == "PRUNED" for t in c.trials), "trials": len(c.trials), "seconds": seconds,
-        "window": c.window,
+        "window": c.window, "load": max(load, os.getloadavg()[0]),
     }  # fmt: skip
 
 
@@ -122,10 +132,10 @@ def main() -> int:
                       f"test ..{w['holdout'][1][:10]} ({w['rows']['holdout']}); final fit on {w['final_fit']}")  # fmt: skip
                 print(f"test-window RMSE of persistence {r['persistence']:.4f}, of seasonal naive {r['seasonal_naive']:.4f}")
                 print(f"{args.trials} trials per search, XGBoost, n_jobs={args.n_jobs}\n")
-                print(f"{'strategy':<26}{'seed':>5}{'val RMSE':>10}{'test RMSE':>11}{'x persist.':>11}{'pruned':>8}{'seconds':>9}")
+                print(f"{'strategy':<26}{'seed':>5}{'val RMSE':>10}{'test RMSE':>11}{'x persist.':>11}{'pruned':>8}{'seconds':>9}{'load':>6}")
             results.append(r)
             print(f"{LABELS[strategy]:<26}{seed:>5}{r['val_rmse']:>10.4f}{r['test_rmse']:>11.4f}{r['ratio']:>11.3f}"
-                  f"{r['pruned']:>5}/{r['trials']:<2}{r['seconds']:>9.1f}", flush=True)  # fmt: skip
+                  f"{r['pruned']:>5}/{r['trials']:<2}{r['seconds']:>9.1f}{r['load']:>6.1f}", flush=True)  # fmt: skip
 
     def mean(strategy, key):
         return statistics.fmean(r[key] for r in results if r["strategy"] == strategy)

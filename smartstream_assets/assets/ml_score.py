@@ -79,10 +79,11 @@ def predictions_asset(domain: Domain, keys: dict) -> dg.AssetsDefinition:
         description=(
             f"Batch scores, one partition per {cadence.every}, of the current rows"
             f"{' not labelled positive' if domain.score_only_not_positive else ''}"
-            f"{f' whose {domain.event_time} falls in the partition' if domain.event_time else ''} "
+            f"{f' whose {domain.event_time} falls in the partition' if domain.event_time else ''}"
+            f"{' that the domain selects (' + (domain.select_rows.__doc__ or '').strip().split(chr(10))[0].rstrip('.') + ')' if domain.select_rows is not None else ''} "
             f"with the champion of {domain.registered_model}: the scored feature rows, the "
             f"{', '.join(domain.task.prediction_columns)} and model_version → lake "
-            f"predictions/{domain.name}/run_date=<partition>/ (and a SQL table when SMARTSTREAM_PREDICTIONS_DB is set)."
+            f"`predictions/{domain.name}/run_date=<partition>/` (and a SQL table when SMARTSTREAM_PREDICTIONS_DB is set)."
         ),
     )
     def predictions(

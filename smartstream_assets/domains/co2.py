@@ -54,7 +54,8 @@ def co2_features(current: pd.DataFrame) -> pd.DataFrame:
 
 
 def latest_weeks(frame: pd.DataFrame, weeks: int = MONITOR_WEEKS) -> pd.DataFrame:
-    """Each station's newest ``weeks`` origins (the newest: next week's forecast)."""
+    """each station's newest 52 weekly origins, the newest one being next week's forecast
+    (``weeks`` sets how many)."""
     if frame.empty:
         return frame
     order = frame.sort_values(["station", "measured_at"])

@@ -271,6 +271,21 @@ def test_the_cleanup_dry_run_lists_exactly_what_the_real_run_deletes(project):
     assert project.lake.exists(keys.evaluation_key(CO2, champion.version))
 
 
+def test_a_broken_reading_is_a_data_quality_violation_that_alerts_but_does_not_retrain(project):
+    current = project.lake.read_parquet(ingestion.current_key("co2")).to_pandas()
+    latest = pd.to_datetime(current["measured_at"], utc=True).max()
+    glitch = pd.DataFrame({"station": ["MLO"], "measured_at": [latest + pd.Timedelta(days=7)], "co2_ppm": [0.0]})
+    project.lake.write_bytes(f"raw/noaa/co2/{pd.Timestamp.now(tz='UTC'):%Y/%m/%d}/glitch.csv", to_csv(glitch))
+    project.ingest()
+    partition = HOURS.get_partition_keys()[-3]
+    out = project.score(partition)[K["data_quality_monitor"]]
+    assert out["violations"] >= 1 and "range_check" in out["violated_checks"]
+    assert "`co2_ppm` range_check" in out["violation_details"]
+    assert out["retrain_requested"] is False
+    report = json.loads(project.lake.read_bytes(keys.monitor_report_key(CO2, "data_quality", partition, "json")))
+    assert report["rows_checked"] == co2.MONITOR_WEEKS and any(v["feature_name"] == "co2_ppm" for v in report["violations"])
+
+
 @pytest.mark.integration
 def test_the_endpoint_test_asks_the_served_champion_and_fails_clearly_when_nothing_answers(project):
     from smartstream_assets import local_stack

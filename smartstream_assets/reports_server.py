@@ -22,6 +22,7 @@ It needs no TLS, authentication or performance: one person opens a report now an
 from __future__ import annotations
 
 import functools
+import signal
 import sys
 import urllib.parse
 from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
@@ -44,6 +45,10 @@ def make_server(directory: Path | str, port: int, host: str = HOST) -> Threading
     return ThreadingHTTPServer((host, port), handler)
 
 
+def _stop(signum, frame):
+    raise KeyboardInterrupt
+
+
 def main() -> int:
     lake = lake_from_url()
     if not isinstance(lake, LocalLake):
@@ -63,6 +68,10 @@ def main() -> int:
         return 1
     note = "" if directory.is_dir() else " (empty until the first report is written)"
     print(f"reports server: {directory}{note} on http://{HOST}:{port}/, linked as {base}", flush=True)
+    # stop on SIGTERM too (make ui's trap, a test's terminate()), even when the process was
+    # started with SIGTERM ignored or blocked (a launcher can pass either down through exec)
+    signal.signal(signal.SIGTERM, _stop)
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGTERM})
     try:
         server.serve_forever()
     except KeyboardInterrupt:

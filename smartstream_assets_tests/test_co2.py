@@ -286,6 +286,25 @@ def test_a_broken_reading_is_a_data_quality_violation_that_alerts_but_does_not_r
     assert report["rows_checked"] == co2.MONITOR_WEEKS and any(v["feature_name"] == "co2_ppm" for v in report["violations"])
 
 
+def test_a_version_without_its_bias_baseline_fails_the_bias_monitor_instead_of_passing_it(project):
+    champion = project.registry.version(CO2.registered_model, CHAMPION)
+    saved = project.registry.load_dict(champion.run_id, "baselines/bias.json")
+    project.registry.log_bytes(champion.run_id, json.dumps({"missing": "the candidate's run has no fairness.json"}).encode(), "baselines/bias.json")
+    partition = HOURS.get_partition_keys()[-4]
+    try:
+        project.materialize("features", "predictions", partition=partition)
+        result = dg.materialize(
+            list(DEFS.assets), selection=dg.AssetSelection.assets(K["bias_drift_monitor"]), resources=project.resources,
+            instance=project.instance, run_config=QUIET, partition_key=partition, raise_on_error=False,
+        )  # fmt: skip
+        assert not result.success
+        [failure] = [e.event_specific_data.error.to_string() for e in result.all_events if e.event_type_value == "STEP_FAILURE"]
+        assert f"v{champion.version} has no bias baseline (the candidate's run has no fairness.json)" in failure
+    finally:
+        project.registry.log_bytes(champion.run_id, json.dumps(saved).encode(), "baselines/bias.json")
+    assert project.registry.load_dict(champion.run_id, "baselines/bias.json") == saved
+
+
 @pytest.mark.integration
 def test_the_endpoint_test_asks_the_served_champion_and_fails_clearly_when_nothing_answers(project):
     from smartstream_assets import local_stack

@@ -234,6 +234,11 @@ def bias_drift_asset(domain: Domain, keys: dict) -> dg.AssetsDefinition:
             scored = predictions[partition]
             version = _scoring_version(domain, keys, scored, partition)
             baseline_doc = _baseline(registry, domain, version, BASELINE_ARTIFACTS["bias"])
+            if "missing" in baseline_doc:  # promoted without a fairness report: nothing to compare with
+                raise dg.Failure(
+                    f"{domain.registered_model} v{version} has no bias baseline ({baseline_doc['missing']}): "
+                    "retrain and promote a version, then monitor again"
+                )
             baseline = {facet: doc.get("by_group", {}) for facet, doc in baseline_doc.items() if isinstance(doc, dict)}
             joined = _labelled(domain, scored, features).frame
             recent = {facet: facet_errors(joined[domain.target], joined[predicted], joined[facet]) for facet in domain.facets}

@@ -279,12 +279,18 @@ def _status(status) -> str:
 
 
 def json_safe(value):
-    """A JSON-safe copy: numpy scalars as Python ones, NaN and infinity as None, anything
-    else (enums, configs) as its string."""
+    """A JSON-safe copy: numpy scalars as Python ones, NaN, infinity and missing values as
+    None, timestamps as ISO strings, anything else (enums, configs) as its string."""
+    from datetime import date, datetime
+
     if isinstance(value, dict):
         return {str(k): json_safe(v) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
         return [json_safe(v) for v in value]
+    if isinstance(value, (pd.Timestamp, datetime, date)):
+        return None if pd.isna(value) else value.isoformat()
+    if value is pd.NA or value is pd.NaT:
+        return None
     if hasattr(value, "item") and not isinstance(value, (str, bytes)):  # numpy scalars
         value = value.item()
     if isinstance(value, float) and not math.isfinite(value):

@@ -44,6 +44,7 @@ from __future__ import annotations
 import html
 import json
 import math
+import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime
@@ -51,6 +52,9 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+
+from .drift import json_safe
+from .tasks import regression_metrics as _task_regression_metrics
 
 __all__ = [
     "CHECK_TYPES",
@@ -89,26 +93,6 @@ CONSTRAINTS_VERSION = 0.0
 
 
 # --------------------------------------------------------------------------- helpers
-
-
-def _json_safe(value: Any) -> Any:
-    """A JSON-safe copy: numpy scalars as Python ones, NaN and infinity as None,
-    timestamps as ISO strings, anything else unknown as its string."""
-    if isinstance(value, Mapping):
-        return {str(k): _json_safe(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_json_safe(v) for v in value]
-    if isinstance(value, (pd.Timestamp, datetime, date)):
-        return None if pd.isna(value) else value.isoformat()
-    if isinstance(value, np.generic):
-        value = value.item()
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    if value is None or isinstance(value, (bool, int, float, str)):
-        return value
-    if value is pd.NA or value is pd.NaT:
-        return None
-    return str(value)
 
 
 def _num(value: float) -> str:
@@ -350,7 +334,7 @@ def data_quality_baseline(
             "max_categories": int(max_categories),
         },
     }
-    return DataQualityBaseline(statistics=_json_safe(statistics), constraints=_json_safe(constraints))
+    return DataQualityBaseline(statistics=json_safe(statistics), constraints=json_safe(constraints))
 
 
 @dataclass
@@ -366,7 +350,7 @@ class Violation:
 
     def to_json(self) -> dict:
         """``{"feature_name", "constraint_check_type", "description", "details"}``."""
-        return _json_safe(
+        return json_safe(
             {
                 "feature_name": self.feature_name,
                 "constraint_check_type": self.constraint_check_type,
@@ -457,7 +441,7 @@ def _check_feature(series: pd.Series, feature: Mapping) -> list[Violation]:
     typed = _typed_mask(series, kind)
     wrong = series[present & ~typed]
     if len(wrong):
-        examples = list(dict.fromkeys(v if isinstance(v, str) else _json_safe(v) for v in wrong))
+        examples = list(dict.fromkeys(v if isinstance(v, str) else json_safe(v) for v in wrong))
         out.append(
             Violation(
                 name,
@@ -610,7 +594,7 @@ class ModelQuality:
         """``{"rows", "metrics": {"r2","mse","rmse","mae"}, "metric", "baseline_value",
         "baseline", "ratio", "max_ratio", "min_rows", "enough_data", "degraded", "reason"}``
         (an infinite ratio, against a zero baseline, is None; ``degraded`` says it)."""
-        return _json_safe(
+        return json_safe(
             {
                 "rows": self.rows,
                 "metrics": self.metrics,
@@ -641,15 +625,18 @@ def _pairs(y_true, y_pred) -> tuple[np.ndarray, np.ndarray]:
 
 
 def regression_metrics(y_true, y_pred) -> dict[str, float | None]:
-    """r2, mse, rmse, mae (None when there are no rows; r2 None when undefined)."""
+    """r2, mse, rmse, mae as training computes them (``tasks.regression_metrics``), on the
+    rows where both are finite; all None without rows, r2 None when undefined (fewer
+    than two rows, or constant actuals)."""
     y_true, y_pred = _pairs(y_true, y_pred)
     if len(y_true) == 0:
         return {"r2": None, "mse": None, "rmse": None, "mae": None}
-    errors = y_pred - y_true
-    mse = float(np.mean(errors**2))
-    ss_tot = float(np.sum((y_true - y_true.mean()) ** 2))
-    r2 = 1.0 - float(np.sum(errors**2)) / ss_tot if len(y_true) >= 2 and ss_tot > 0 else None
-    return {"r2": r2, "mse": mse, "rmse": math.sqrt(mse), "mae": float(np.mean(np.abs(errors)))}
+    with warnings.catch_warnings():  # sklearn warns that R² of one row is undefined: None below
+        warnings.simplefilter("ignore")
+        metrics: dict[str, float | None] = dict(_task_regression_metrics(y_true, y_pred))
+    if len(y_true) < 2 or float(np.ptp(y_true)) == 0.0:
+        metrics["r2"] = None
+    return metrics
 
 
 def model_quality(
@@ -755,7 +742,7 @@ def facet_errors(y_true, y_pred, groups: pd.Series) -> dict[str, dict[str, Any]]
         else:
             ratio = 1.0 if mae == 0 else None  # cannot happen: a zero overall MAE has zero group MAEs
         out[str(group)] = {"rows": int(row["rows"]), "mae": mae, "mae_ratio": ratio, "mean_residual": float(row["mean_residual"])}
-    return _json_safe(out)
+    return json_safe(out)
 
 
 @dataclass
@@ -803,7 +790,7 @@ class BiasDrift:
     def to_json(self) -> dict:
         """``{"drifted", "max_ratio_change", "min_rows", "max_abs_change", "flagged" (count),
         "new_groups" (count), "summary", "rows": [...]}``."""
-        return _json_safe(
+        return json_safe(
             {
                 "drifted": self.drifted,
                 "max_ratio_change": self.max_ratio_change,
@@ -879,7 +866,7 @@ def bias_drift(
                     "baseline_mean_residual": (then or {}).get("mean_residual"),
                 }
             )
-    return BiasDrift(rows=_json_safe(rows), max_ratio_change=float(max_ratio_change), min_rows=int(min_rows))
+    return BiasDrift(rows=json_safe(rows), max_ratio_change=float(max_ratio_change), min_rows=int(min_rows))
 
 
 _SEASONS = {12: "DJF", 1: "DJF", 2: "DJF", 3: "MAM", 4: "MAM", 5: "MAM", 6: "JJA", 7: "JJA", 8: "JJA", 9: "SON", 10: "SON", 11: "SON"}
@@ -913,7 +900,7 @@ td.true{background:#ffebe9}p.note{color:#656d76;font-size:.85rem}
 
 def _cell(value: Any) -> tuple[str, str]:
     """A value's escaped text and CSS class."""
-    value = _json_safe(value)
+    value = json_safe(value)
     if value is None:
         return "", ""
     if isinstance(value, bool):

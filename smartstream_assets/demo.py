@@ -51,7 +51,7 @@ def main() -> int:
     if not steps:
         print("no raw objects in the lake: nothing to materialise", file=sys.stderr)
         return 1
-    steps += ml_steps(list(tables))
+    steps += ml_steps(list(tables), lake)
     with dg.DagsterInstance.get() as instance:
         for title, selection, tags, *partition in steps:
             started = time.perf_counter()
@@ -81,7 +81,7 @@ def main() -> int:
     return 0
 
 
-def ml_steps(table_names) -> list[tuple]:
+def ml_steps(table_names, lake: Lake | None = None) -> list[tuple]:
     """After ingestion: (title, selection, tags, partition key) of the ML runs. First
     everything unpartitioned downstream of the tables (features, models, gates, forecasts)
     but the approvals, which wait for a person; then each domain's scoring job for its
@@ -94,7 +94,10 @@ def ml_steps(table_names) -> list[tuple]:
     plugins = all_plugins()
     ingested = dg.AssetSelection.assets(*(key for name in table_names for key in table_asset_keys(name)))
     approvals = dg.AssetSelection.assets(*(asset_keys(p.domain)["approval"] for p in plugins))
-    scored = dg.AssetSelection.assets(*(asset_keys(p.domain)[r] for p in plugins for r in ("predictions", "drift")))
+    scored = dg.AssetSelection.assets(
+        *(asset_keys(p.domain)[r] for p in plugins for r in ("predictions", "drift")),
+        *(key for p in plugins if p.domain.scoring_source for key in p.load_extras().scoring_keys),  # partitioned sources
+    )
     monitors = MONITOR_ROLES
     steps = [
         (
@@ -106,8 +109,11 @@ def ml_steps(table_names) -> list[tuple]:
     ]
     for plugin in plugins:
         domain, keys = plugin.domain, asset_keys(plugin.domain)
-        partition = domain.scoring_cadence.partitions_def().get_last_partition_key()
-        wanted = [keys[r] for r in ("features", "anomaly", "predictions", "drift", *monitors) if r in keys]
+        partition = (plugin.latest_partition(lake) if plugin.latest_partition and lake is not None else None) or (
+            domain.scoring_cadence.partitions_def().get_last_partition_key()
+        )
+        roles = ("anomaly", "predictions", "drift", *monitors) if domain.scoring_source else ("features", "anomaly", "predictions", "drift", *monitors)
+        wanted = [keys[r] for r in roles if r in keys]
         steps.append(
             (
                 f"{domain.name} scoring, partition {partition}: predictions, drift report and extras",

@@ -23,11 +23,12 @@ def retrain_job_name(domain) -> str:
 
 
 def build_retrain_job(domain):
-    """features → candidate → gate: what the retrain sensor launches."""
+    """(the domain's source →) features → candidate → gate: what the retrain sensor launches."""
     keys = asset_keys(domain)
+    source = [dg.AssetKey(domain.source.split("/"))] if domain.source else []
     return dg.define_asset_job(
         retrain_job_name(domain),
-        selection=dg.AssetSelection.assets(keys["features"], keys["model"], keys["deployment"]),
+        selection=dg.AssetSelection.assets(*source, keys["features"], keys["model"], keys["deployment"]),
         description=f"Retrain {domain.model}: features, a new candidate, the promotion gate.",
     )
 
@@ -35,9 +36,11 @@ def build_retrain_job(domain):
 def build_scoring_job(domain, extra: list[dg.AssetKey] = ()):
     """features (+ anomalies) → predictions → drift report, and the domain's extras; one
     run per scoring partition (the domain's cadence): the unpartitioned features and extras
-    are refreshed in the same run."""
+    are refreshed in the same run. A domain that scores its own partitioned source
+    (``scoring_source``, among the extras) leaves the training features out."""
     keys = asset_keys(domain)
-    wanted = [keys[k] for k in ("features", "anomaly", "predictions", "drift", *MONITOR_ROLES) if k in keys] + list(extra)
+    roles = ("anomaly", "predictions", "drift", *MONITOR_ROLES) if domain.scoring_source else ("features", "anomaly", "predictions", "drift", *MONITOR_ROLES)
+    wanted = [keys[k] for k in roles if k in keys] + list(extra)
     return dg.define_asset_job(
         f"{domain.name}_scoring",
         selection=dg.AssetSelection.assets(*wanted),

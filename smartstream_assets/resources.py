@@ -105,3 +105,35 @@ class PredictionsDbResource(dg.ConfigurableResource):
         from .ml.sinks import predictions_db_url
 
         return self.url.strip() or predictions_db_url()
+
+
+class SourceDbResource(dg.ConfigurableResource):
+    """An optional SQL table a domain reads its training set from instead of the lake
+    (the reviews domain: ``labelled_reviews``). ``url`` is a SQLAlchemy URL: leave it
+    empty and set the environment variable named by ``env`` (read at run time, never
+    shown), or pass ``dg.EnvVar("NAME")``. Unset: ``enabled()`` is False."""
+
+    url: str = Field(default="", description="SQLAlchemy URL; pass dg.EnvVar(...), never a literal. Empty: $<env>")
+    env: str = Field(default="SMARTSTREAM_REVIEWS_DB", description="the variable holding the URL when url is empty")
+
+    def enabled(self) -> bool:
+        return bool(self._url())
+
+    def describe(self, table: str) -> str:
+        from .ml.sinks import safe_url
+
+        return f"table {table} at {safe_url(self._url())}"
+
+    def read(self, table: str, columns: list[str]):
+        """The table's rows (``sinks.read_rows``); ``SinkError`` (password hidden) on failure."""
+        from .ml.sinks import SinkError, read_rows
+
+        url = self._url()
+        if not url:
+            raise SinkError(f"no source database: set ${self.env} to read {table!r}")
+        return read_rows(url, table, columns)
+
+    def _url(self) -> str:
+        import os
+
+        return self.url.strip() or os.environ.get(self.env, "").strip()

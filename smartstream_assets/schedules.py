@@ -11,6 +11,7 @@ def build_scoring_schedule(domain, job):
     return dg.build_schedule_from_partitioned_job(
         job,
         name=scoring_schedule_name(domain),
+        **({"minute_of_hour": cadence.schedule_minute} if cadence.schedule_minute is not None else {}),
         description=f"Batch predictions and drift report for {domain.name}, {cadence.description or cadence.name}.",
     )
 

@@ -19,8 +19,9 @@ def test_the_demo_materialises_the_graph_into_the_instance_and_is_safe_to_rerun(
 
     first = subprocess.run(cmd, cwd=PROJECT_ROOT, env=env, capture_output=True, text=True, timeout=600)
     assert first.returncode == 0, first.stdout[-2000:] + first.stderr[-3000:]
-    assert "copied 72 sample objects" in first.stdout
+    assert "copied 100 sample objects" in first.stdout
     assert "| employees | 61 | 61 |" in first.stdout and "| co2 | 11 | 11 | 2225 | 0 | 2225 |" in first.stdout
+    assert "| reviews | 24 | 1 | 687 | 0 | 687 |" in first.stdout and "| reviews_labelled | 4 | 4 | 2400 | 0 | 2400 |" in first.stdout
     assert "make ui" in first.stdout
 
     lake = LocalLake(tmp_path / "lake")
@@ -29,11 +30,14 @@ def test_the_demo_materialises_the_graph_into_the_instance_and_is_safe_to_rerun(
     with dg.DagsterInstance.from_config(home) as instance:
         runs = instance.get_runs()
         # ingestion of each table, the unpartitioned ML graph, then each domain's scoring of
-        # its latest partition (employees: the last month; co2: the last hour)
-        assert len(runs) == 5 and all(run.is_success for run in runs)
+        # its latest partition (employees: the last month; co2: the last hour; reviews: the
+        # sample's last hour of reviews)
+        assert len(runs) == 8 and all(run.is_success for run in runs)
         scorings = {run.tags["dagster/partition"] for run in runs if run.tags.get("dagster/partition")}
         partition = ATTRITION.scoring_cadence.partitions_def().get_last_partition_key()
-        assert partition in scorings and len(scorings) == 2
+        assert partition in scorings and "2026-11-24-23:00" in scorings and len(scorings) == 3
+        for key in (["reviews", "absa_champion"], ["reviews", "embeddings"], ["reviews", "drift_report"]):
+            assert instance.get_latest_materialization_event(dg.AssetKey(key)) is not None, key
         for key in (["co2", "regressor_champion"], ["co2", "predictions"], ["co2", "model_quality_monitor"]):
             assert instance.get_latest_materialization_event(dg.AssetKey(key)) is not None, key
         for key in (["employees", "current"], ["employees", "attrition_champion"], ["employees", "drift_report"],
@@ -50,6 +54,7 @@ def test_the_demo_materialises_the_graph_into_the_instance_and_is_safe_to_rerun(
         assert "dates already ingested from exactly these objects" in first_tick.skip_reason.skip_message
     assert "| smartstream-employees-attrition | v1 |" in first.stdout
     assert "| smartstream-co2-regressor | v1 |" in first.stdout
+    assert "| smartstream-reviews-absa | v1 |" in first.stdout
     assert (tmp_path / "mlflow.db").exists()
 
     again = subprocess.run(cmd, cwd=PROJECT_ROOT, env=env, capture_output=True, text=True, timeout=600)

@@ -21,6 +21,7 @@ from smartstream_assets.domains import (
 )
 from smartstream_assets.domains.co2 import CO2
 from smartstream_assets.domains.employees import ATTRITION
+from smartstream_assets.domains.reviews import REVIEWS
 from smartstream_assets.tables import load_tables
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -72,8 +73,11 @@ def defs(tmp_path_factory) -> dg.Definitions:
 
 
 def test_the_registry_lists_employees_with_its_extras_and_cadence():
-    plugin, co2_plugin = all_plugins()
-    assert plugin.domain is ATTRITION and all_domains() == [ATTRITION, CO2]
+    plugin, co2_plugin, reviews_plugin = all_plugins()
+    assert plugin.domain is ATTRITION and all_domains() == [ATTRITION, CO2, REVIEWS]
+    # reviews scores its own hourly source, aligned on the hour, 10 minutes after it ends
+    assert reviews_plugin.load_extras().scoring_keys == [dg.AssetKey(["reviews", "embeddings"])]
+    assert REVIEWS.scoring_cadence.cron == "0 * * * *"  # partitions on the hour; the schedule at :10
     assert co2_plugin.domain is CO2 and co2_plugin.load_extras().assets == ()
     assert (CO2.scoring_cadence.cron, CO2.scoring_cadence.every) == ("5 * * * *", "hour")
     extras = plugin.load_extras()
@@ -97,7 +101,7 @@ def test_a_second_domain_gets_its_own_assets_jobs_sensor_and_schedule(defs):
     assert groups[dg.AssetKey(["loans", "trusted"])] == groups[dg.AssetKey(["loans", "current"])] == "loans"
     assert groups[dg.AssetKey(["loans", "features"])] == groups[LOANS_REPORT_KEY] == "loans"
     assert groups[dg.AssetKey(["employees", "trusted"])] == groups[dg.AssetKey(["employees", "dashboard"])] == "employees"
-    assert set(groups.values()) == {"employees", "co2", "loans"}
+    assert set(groups.values()) == {"employees", "co2", "reviews", "loans"}
 
     scoring = defs.resolve_job_def("loans_scoring")
     assert LOANS_REPORT_KEY in scoring.asset_layer.executable_asset_keys
@@ -109,8 +113,9 @@ def test_a_second_domain_gets_its_own_assets_jobs_sensor_and_schedule(defs):
     assert "loans_raw_sensor" in {s.name for s in defs.sensors}
 
     by_name = {s.name: s for s in defs.schedules}
-    assert set(by_name) == {"employees_monthly_scoring", "co2_hourly_scoring", "loans_hourly_scoring"}
+    assert set(by_name) == {"employees_monthly_scoring", "co2_hourly_scoring", "reviews_hourly_scoring", "loans_hourly_scoring"}
     assert by_name["loans_hourly_scoring"].cron_schedule == "0 * * * *"
+    assert by_name["reviews_hourly_scoring"].cron_schedule == "10 * * * *"
     assert by_name["loans_hourly_scoring"].job_name == "loans_scoring"
     monthly = by_name["employees_monthly_scoring"]
     assert (monthly.cron_schedule, monthly.execution_timezone, monthly.job_name) == ("0 6 1 * *", "UTC", "employees_scoring")

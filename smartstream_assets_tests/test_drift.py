@@ -258,3 +258,152 @@ def test_importing_the_ml_modules_loads_no_heavy_library():
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == ""
+
+
+# ------------------------------------------------------------ embeddings: one signal
+
+GROUP = "text_embedding"
+
+
+def unit_vectors(seed: int, n: int, mean: np.ndarray, spread: float = 1.0) -> np.ndarray:
+    """``n`` unit vectors scattered around the direction ``mean`` (384 dimensions)."""
+    rng = np.random.default_rng(seed)
+    raw = mean + spread * rng.normal(size=(n, mean.size)) / np.sqrt(mean.size)
+    return raw / np.linalg.norm(raw, axis=1, keepdims=True)
+
+
+def reviews(seed: int, n: int, mean: np.ndarray) -> pd.DataFrame:
+    from smartstream_assets.ml.embeddings import EMBEDDING_COLUMNS
+
+    frame = pd.DataFrame(unit_vectors(seed, n, mean).astype(np.float32), columns=list(EMBEDDING_COLUMNS))
+    frame["n_words"] = np.random.default_rng(seed + 1).integers(5, 40, n)
+    return frame
+
+
+@pytest.fixture(scope="module")
+def topics():
+    """Two topics: unit directions 60 degrees apart, the second one partly the first."""
+    rng = np.random.default_rng(7)
+    first = rng.normal(size=384)
+    first /= np.linalg.norm(first)
+    other = rng.normal(size=384)
+    other -= other @ first * first
+    other /= np.linalg.norm(other)
+    return first, 0.5 * first + np.sqrt(0.75) * other
+
+
+@pytest.fixture(scope="module")
+def embedding_reports(topics):
+    from smartstream_assets.ml.embeddings import EMBEDDING_COLUMNS
+
+    first, second = topics
+    reference = reviews(20, 600, first)
+    hours = {"same": reviews(21, 30, first), "shifted": reviews(22, 30, second)}
+    groups = {GROUP: list(EMBEDDING_COLUMNS)}
+    return reference, hours, {
+        name: drift_report(reference, hour, numerical=["n_words"], categorical=[], embeddings=groups) for name, hour in hours.items()
+    }  # fmt: skip
+
+
+def test_an_embedding_group_is_one_column_and_counts_once_in_the_drift_share(embedding_reports):
+    from smartstream_assets.ml.drift import EMBEDDING_METHOD, EMBEDDING_METHODS
+
+    _, _, reports = embedding_reports
+    for summary, _ in reports.values():
+        assert [c.column for c in summary.columns] == ["n_words", GROUP]  # not 384 columns
+        signal = summary.columns[1]
+        assert signal.kind == "embedding" and signal.value_kind == "distance"
+        assert signal.statistic_method == EMBEDDING_METHODS[EMBEDDING_METHOD]
+        assert signal.p_value is None and signal.test_method is None and signal.chi2_two_sample_p is None
+        assert summary.drift_share == pytest.approx(sum(c.drifted for c in summary.columns) / 2)
+    shifted = reports["shifted"][0]
+    assert [c.column for c in shifted.drifted_columns()] == [GROUP]  # the word counts did not move
+    assert shifted.drift_share == 0.5 and shifted.dataset_drift is True  # 1/2 >= 0.5
+
+
+def test_embedding_columns_reach_evidently_only_as_the_embedding_group(embedding_reports):
+    _, _, reports = embedding_reports
+    summary, html = reports["shifted"]
+    configs = [m["config"] for m in summary.evidently_metrics]
+    [embedding] = [c for c in configs if c["type"].endswith("EmbeddingsDrift")]
+    assert embedding["embeddings_name"] == GROUP and embedding["drift_method"]["bootstrap"] is True
+    assert not [c for c in configs if str(c.get("column", "")).startswith("emb_")]  # no per-dimension drift
+    assert f"Drift in embeddings '{GROUP}'" in html and "Data drift detected" in html
+
+
+def test_same_topic_is_not_flagged_and_another_topic_is(embedding_reports):
+    _, _, reports = embedding_reports
+    same, shifted = (reports[k][0].columns[1] for k in ("same", "shifted"))
+    assert same.drifted is False and shifted.drifted is True
+    # Evidently's decision; the threshold is the bootstrap quantile it compared with.
+    for signal in (same, shifted):
+        assert signal.drifted == (signal.statistic > signal.threshold)
+    assert shifted.statistic > 2 * same.statistic
+
+
+def test_evidentlys_decision_is_read_not_recomputed(embedding_reports):
+    # Evidently's own distance method on the same frames: the same score and decision.
+    from evidently.metrics.embeddings import DistanceDriftMethod
+
+    from smartstream_assets.ml.drift import EMBEDDING_DRIFT
+    from smartstream_assets.ml.embeddings import EMBEDDING_COLUMNS
+
+    reference, hours, reports = embedding_reports
+    columns = list(EMBEDDING_COLUMNS)
+    for name, hour in hours.items():
+        score, drifted, _ = DistanceDriftMethod(**EMBEDDING_DRIFT["distance"])(hour[columns], reference[columns])
+        signal = reports[name][0].columns[1]
+        assert signal.statistic == pytest.approx(score, rel=1e-6) and signal.drifted == bool(drifted)
+
+
+def test_domain_classifier_method_flags_the_shift(topics):
+    from smartstream_assets.ml.embeddings import EMBEDDING_COLUMNS
+
+    first, second = topics
+    reference, hour = reviews(30, 400, first), reviews(31, 40, second)
+    summary, _ = drift_report(
+        reference, hour, numerical=[], categorical=[], embeddings={GROUP: list(EMBEDDING_COLUMNS)}, embedding_method="model"
+    )
+    [signal] = summary.columns
+    assert signal.statistic_method == "model (domain classifier ROC AUC)"
+    assert signal.drifted is True and 0.5 < signal.threshold < signal.statistic <= 1.0  # ROC AUC above random's 95%
+    assert summary.drift_share == 1.0
+
+
+def test_embedding_summary_is_strict_json_and_in_the_drift_table(embedding_reports):
+    from smartstream_assets.metadata import drift_markdown
+
+    _, _, reports = embedding_reports
+    summary = reports["shifted"][0]
+    data = json.loads(json.dumps(summary.to_json(), allow_nan=False))
+    [entry] = [c for c in data["columns"] if c["column"] == GROUP]
+    assert entry["kind"] == "embedding" and entry["drifted"] is True and entry["p_value"] is None
+    assert entry["statistic"] > entry["threshold"] > 0
+    assert data["drifted_columns"] == [GROUP]
+    row = next(r for r in drift_markdown(summary).splitlines() if r.startswith(f"| {GROUP} |"))
+    cells = [x.strip() for x in row.strip("|").split("|")]
+    assert cells[1:3] == ["yes", summary.columns[1].statistic_method] and cells[-1] == ""
+
+
+def test_bad_embedding_groups_are_errors(embedding_reports):
+    from smartstream_assets.ml.embeddings import EMBEDDING_COLUMNS
+
+    reference, hours, _ = embedding_reports
+    columns = list(EMBEDDING_COLUMNS)
+    hour = hours["same"]
+    with pytest.raises(ValueError, match="also listed as numerical"):
+        drift_report(reference, hour, numerical=["n_words", "emb_007"], categorical=[], embeddings={GROUP: columns})
+    with pytest.raises(ValueError, match="also listed as numerical"):
+        drift_report(reference, hour, numerical=[], categorical=["emb_000"], embeddings={GROUP: columns})
+    with pytest.raises(ValueError, match=r"current data lacks columns \['emb_383'\]"):
+        drift_report(reference, hour.drop(columns=["emb_383"]), numerical=[], categorical=[], embeddings={GROUP: columns})
+    with pytest.raises(ValueError, match="reference data lacks columns"):
+        drift_report(reference.drop(columns=["emb_010"]), hour, numerical=[], categorical=[], embeddings={GROUP: columns})
+    with pytest.raises(ValueError, match="empty"):
+        drift_report(reference, hour.head(0), numerical=[], categorical=[], embeddings={GROUP: columns})
+    with pytest.raises(ValueError, match="no columns"):
+        drift_report(reference, hour, numerical=["n_words"], categorical=[], embeddings={GROUP: []})
+    with pytest.raises(ValueError, match="listed twice"):
+        drift_report(reference, hour, numerical=[], categorical=[], embeddings={"a": columns[:10], "b": columns[5:20]})
+    with pytest.raises(ValueError, match="unknown embedding drift method"):
+        drift_report(reference, hour, numerical=[], categorical=[], embeddings={GROUP: columns}, embedding_method="cosine")

@@ -25,7 +25,7 @@ from smartstream_assets.ml.registry import CHALLENGER, CHAMPION, Registry
 from smartstream_assets.ml.training import SearchSettings, train_classifier
 from smartstream_assets.producers.employees import EmployeeSimulator
 from smartstream_assets.io import LakeParquetIOManager
-from smartstream_assets.resources import AlertResource, LakeResource, MlflowResource, PredictionsDbResource
+from smartstream_assets.resources import AlertResource, LakeResource, MlflowResource, PredictionsDbResource, SourceDbResource
 
 D = replace(ATTRITION, reference_rows=400)
 KEYS = asset_keys(D)
@@ -70,6 +70,7 @@ class Store:
             "mlflow": MlflowResource(tracking_uri=self.tracking_uri),
             "alerts": AlertResource(webhook_url=""),
             "predictions_db": PredictionsDbResource(),
+            "reviews_db": SourceDbResource(),
         }
 
     def register(self, seed: int, shuffle: int | None = None, record: bool = True) -> str:

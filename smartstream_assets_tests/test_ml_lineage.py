@@ -30,6 +30,7 @@ from smartstream_assets.resources import (
     LakeResource,
     MlflowResource,
     PredictionsDbResource,
+    SourceDbResource,
 )
 from smartstream_assets.tables import load_tables
 
@@ -60,6 +61,7 @@ class Project:
             "mlflow": MlflowResource(tracking_uri=self.tracking_uri),
             "alerts": AlertResource(webhook_url=webhook),
             "predictions_db": PredictionsDbResource(),
+            "reviews_db": SourceDbResource(),
         }
 
     def ingest(self) -> None:

@@ -31,7 +31,7 @@ from smartstream_assets.ml.fairness import fairness_report
 from smartstream_assets.ml.registry import CHAMPION, Registry
 from smartstream_assets.ml.training import SearchSettings, train_model
 from smartstream_assets.io import LakeParquetIOManager
-from smartstream_assets.resources import AlertResource, LakeResource, MlflowResource, PredictionsDbResource
+from smartstream_assets.resources import AlertResource, LakeResource, MlflowResource, PredictionsDbResource, SourceDbResource
 
 QUIET = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
 FAST = {"trials": 2, "estimators": ["random_forest", "xgboost"]}
@@ -139,6 +139,7 @@ class Store:
             "mlflow": MlflowResource(tracking_uri=self.tracking_uri),
             "alerts": AlertResource(webhook_url=""),
             "predictions_db": PredictionsDbResource(),
+            "reviews_db": SourceDbResource(),
         }
 
     def current(self, frame: pd.DataFrame) -> None:

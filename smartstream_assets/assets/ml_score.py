@@ -5,6 +5,7 @@ partition. Frames flow through the lake IO manager (``io.py``)."""
 import json
 
 import dagster as dg
+import numpy as np
 import pandas as pd
 import pyarrow as pa
 
@@ -59,7 +60,10 @@ def anomaly_asset(domain: Domain, keys: dict) -> dg.AssetsDefinition:
 def predictions_asset(domain: Domain, keys: dict) -> dg.AssetsDefinition:
     """``<domain>/predictions``: one partition per cadence period, scored by the champion."""
 
-    ins = {"features": dg.AssetIn(keys["features"])}
+    # the rows to score: the domain's own partitioned source (one frame per partition), or
+    # the rows of <domain>/features in the partition's window
+    scoring_key = dg.AssetKey(domain.scoring_source.split("/")) if domain.scoring_source else None
+    ins = {"batches": dg.AssetIn(scoring_key)} if scoring_key else {"features": dg.AssetIn(keys["features"])}
     if "anomaly" in keys:
         ins["anomalies"] = dg.AssetIn(keys["anomaly"])
     cadence = domain.scoring_cadence
@@ -102,22 +106,22 @@ def predictions_asset(domain: Domain, keys: dict) -> dg.AssetsDefinition:
                 f"{domain.registered_model} has no champion yet: materialise {spelled(keys['model'])} and "
                 f"{spelled(keys['deployment'])} first"
             )
-        source = spelled(keys["features"])
-        features_frame = inputs["features"]
+        source = spelled(scoring_key or keys["features"])
         pipeline = registry.load_pipeline(domain.registered_model, champion.version)
         needs = scoring.model_input_columns(pipeline, domain.features)
-        try:
-            scoring.check_champion_columns(
-                needs, features_frame.columns, model=domain.registered_model, version=champion.version,
-                source=source, retrain_job=retrain_job_name(domain),
-            )  # fmt: skip
-        except scoring.ScoringError as exc:
-            raise dg.Failure(str(exc)) from None
-        rows = domain.scoring_rows(features_frame)
+        frames = inputs["batches"] if scoring_key else {p: inputs["features"] for p in context.partition_keys}
         batches = {}  # every partition is checked before anything is written
         for partition in context.partition_keys:
+            features_frame = frames[partition]
+            try:
+                scoring.check_champion_columns(
+                    needs, features_frame.columns, model=domain.registered_model, version=champion.version,
+                    source=source, retrain_job=retrain_job_name(domain),
+                )  # fmt: skip
+            except scoring.ScoringError as exc:
+                raise dg.Failure(str(exc)) from None
             window = partitions.time_window_for_partition_key(partition)
-            batches[partition] = (window, domain.rows_in_window(rows, window.start, window.end))
+            batches[partition] = (window, domain.rows_in_window(domain.scoring_rows(features_frame), window.start, window.end))
             try:
                 scoring.check_rows_to_score(
                     len(features_frame), len(batches[partition][1]), source=source,
@@ -157,8 +161,9 @@ def predictions_asset(domain: Domain, keys: dict) -> dg.AssetsDefinition:
             }
             if flags is not None:
                 metadata["anomalies_flagged"] = int(scored["anomaly"].sum())
-            waiting = frame[list(domain.targets)].isna().any(axis=1).to_numpy()
-            if waiting.any():  # rows whose label has not arrived: forecasts (co2: next week's reading)
+            labels = [t for t in domain.targets if t in frame.columns]  # a scoring source has none
+            waiting = frame[labels].isna().any(axis=1).to_numpy() if labels else np.zeros(len(frame), dtype=bool)
+            if labels and waiting.any():  # rows whose label has not arrived: forecasts (co2: next week's reading)
                 shown = scored.loc[waiting, [domain.id_column, *domain.task.prediction_columns]].head(20)
                 metadata["forecasts"] = dg.MetadataValue.md(shown.to_markdown(index=False, floatfmt=".3f"))
             if predictions_db.enabled() and domain.predictions_table:
@@ -184,8 +189,8 @@ def drift_asset(domain: Domain, keys: dict) -> dg.AssetsDefinition:
         description=(
             "Evidently, per scoring partition: feature drift of the rows that partition scored against the "
             "reference data of the model version that scored them"
-            f"{'' if domain.drift_features is None else ' (' + ', '.join(domain.drift_numeric + domain.drift_categorical) + ')'}, "
-            f"and drift of its predictions ({', '.join(domain.task.drift_columns)}"
+            f"{'' if domain.drift_features is None else ' (' + ', '.join(domain.drift_numeric + domain.drift_categorical + [f'the {g} ({len(c)} dimensions as one signal)' for g, c in domain.drift_embeddings.items()]) + ')'}, "
+            f"and drift of its predictions ({', '.join(domain.drift_predictions)}"
             f"{', as the change from ' + domain.task.anchor if getattr(domain.task, 'anchor', None) else ''}) "
             "against that version's reference predictions. "
             "HTML + JSON in the lake's reports/."
@@ -199,7 +204,7 @@ def drift_asset(domain: Domain, keys: dict) -> dg.AssetsDefinition:
 
         store = lake.get()
         registry = mlflow.registry()
-        predicted = list(domain.task.drift_columns)
+        predicted = list(domain.drift_predictions)
         for partition in context.partition_keys:
             scored = predictions[partition]  # the rows that partition scored, with their versions
             versions = sorted(scored["model_version"].astype(str).unique())
@@ -217,6 +222,7 @@ def drift_asset(domain: Domain, keys: dict) -> dg.AssetsDefinition:
             summary, html = drift_report(
                 baseline, current, numerical=domain.drift_numeric, categorical=domain.drift_categorical,
                 prediction_columns=compared, drift_share=domain.drift_share_threshold,
+                **({"embeddings": domain.drift_embeddings} if domain.drift_embeddings else {}),
             )  # fmt: skip
             html_key, json_key = drift_report_key(domain, partition, "html"), drift_report_key(domain, partition, "json")
             store.write_bytes(html_key, html.encode("utf-8"))
@@ -264,8 +270,8 @@ def drift_frames(domain: Domain, scored: pd.DataFrame, baseline: pd.DataFrame) -
     """What the drift report compares: the domain's drift features and its predictions; for
     an anchored regression the predicted change from the anchor (``<column>_change``), since
     the level of a trending series moves by design."""
-    predicted = list(domain.task.drift_columns)
-    columns = [*domain.drift_numeric, *domain.drift_categorical]
+    predicted = list(domain.drift_predictions)
+    columns = [*domain.drift_numeric, *domain.drift_categorical, *(c for group in domain.drift_embeddings.values() for c in group)]
     anchor = getattr(domain.task, "anchor", None)
     if not anchor:
         return scored[[*columns, *predicted]], baseline[[*columns, *predicted]], predicted

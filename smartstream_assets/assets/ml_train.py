@@ -23,22 +23,25 @@ def features_asset(domain: Domain, keys: dict) -> dg.AssetsDefinition:
     from ..keys import current_asset_key
 
     table_key = current_asset_key(domain.table)
+    # a domain source (e.g. reviews/labelled) arrives through the IO manager; else the table's current state
+    source_key = dg.AssetKey(domain.source.split("/")) if domain.source else None
 
     @dg.asset(
         key=keys["features"],
-        deps=[table_key],
+        deps=[] if source_key else [table_key],
+        ins={"source": dg.AssetIn(source_key)} if source_key else {},
         group_name=domain.name,
         kinds={"parquet"},
         io_manager_key=IO_MANAGER_KEY,
         metadata={LAKE_KEY: features_key(domain)},
         description=(
-            f"The model's input frame from {spelled(table_key)}: {domain.id_column}, features, "
+            f"The model's input frame from {spelled(source_key or table_key)}: {domain.id_column}, features, "
             f"{', '.join(domain.targets)} ({domain.task.kind})."
         ),
     )
-    def features(context: dg.AssetExecutionContext, lake: LakeResource) -> dg.Output[pd.DataFrame]:
+    def features(context: dg.AssetExecutionContext, lake: LakeResource, **inputs: pd.DataFrame) -> dg.Output[pd.DataFrame]:
         store = lake.get()
-        current = store.read_parquet(ingestion.current_key(domain.table)).to_pandas()
+        current = inputs["source"] if source_key else store.read_parquet(ingestion.current_key(domain.table)).to_pandas()
         try:
             frame = domain.feature_frame(current)
         except ValueError as exc:
@@ -145,6 +148,7 @@ def candidate_asset(domain: Domain, keys: dict) -> dg.AssetsDefinition:
             result = train_model(
                 frame, task=domain.task, id_column=domain.id_column,
                 numeric=list(domain.numeric), categorical=list(domain.categorical), settings=settings,
+                keep_columns=(domain.text_input.text_column,) if domain.text_input else (),
             )  # fmt: skip
         except ValueError as exc:
             raise dg.Failure(f"{spelled(keys['model'])}: {exc}") from None

@@ -23,7 +23,12 @@ answers into plain dataclasses that assets put into metadata and JSON:
   the column the drift table shows;
 - the prediction columns (if any: one probability, one prediction, or one per output)
   the same way, reported apart from the features and not counted in the drift share;
-  prediction drift is any of them drifting.
+  prediction drift is any of them drifting;
+- per group of embedding columns (``embeddings=``, e.g. the 384 ``emb_*`` columns of a
+  sentence encoder), ONE signal: Evidently's ``EmbeddingsDrift`` on the group as a
+  whole (never its columns one by one), with the method of ``EMBEDDING_DRIFT``
+  (chosen by measurement, see there). The group is one ``ColumnDrift`` (kind
+  "embedding", no p-value) and one feature column in the drift share.
 
 Evidently is imported inside the function (it takes seconds to import).
 """
@@ -31,6 +36,8 @@ Evidently is imported inside the function (it takes seconds to import).
 from __future__ import annotations
 
 import math
+import threading
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 
 import pandas as pd
@@ -48,6 +55,49 @@ _P_VALUE_METHODS = frozenset(
 )  # fmt: skip
 
 
+# Embedding drift: the methods of Evidently's EmbeddingsDrift (0.7.23), by the name
+# Evidently reports them with, and how ColumnDrift.statistic_method names them. All
+# their scores grow with drift ("distance" value kind).
+EMBEDDING_METHODS = {
+    "model": "model (domain classifier ROC AUC)",
+    "distance": "distance (euclidean distance between means)",
+    "mmd": "mmd (maximum mean discrepancy)",
+    "ratio": "ratio (share of drifted components)",
+}
+
+# The parameters per method; ``drift_report(embedding_method=)`` picks one, default
+# EMBEDDING_METHOD. Chosen by ``benchmarks/reviews_drift.py``: all-MiniLM-L6-v2 vectors
+# of the real SemEval-2014 sentences, reference = 2,000 restaurant sentences, current =
+# one scoring hour of 30 sentences, 20 seeded draws each:
+#   TODO-MEASURED distance, bootstrap (chosen): false alarms 0/20 (restaurants vs restaurants),
+#     laptops flagged 20/20, a half-laptop hour 20/20; 1.3 s per whole report;
+#     N=100: false alarms 1/20, laptops 20/20, half-laptop 20/20.
+#   model, bootstrap: false alarms 1/20, laptops 20/20, half-laptop 19/20.
+#   (Over 60 splits without the report around it: distance 2% false alarms, half-laptop
+#   100%; model 5% and 97%; MMD 3% and 100% but 5x slower; model with Evidently's
+#   fixed 0.55 ROC AUC threshold (no bootstrap) 32% false alarms on a 30-row hour. A
+#   300-row reference: distance 3% / 100%, model 3% / 80%.)
+# A fixed threshold is wrong for an hour of 20-40 rows: its noise depends on the sample
+# sizes. The bootstrap (``bootstrap=True``) draws 100 pairs of samples of the two sizes
+# from the reference alone and flags drift above their ``quantile_probability``
+# quantile: a 5% test whatever the sizes. MMD's Evidently default quantile (0.05)
+# would flag 95% of same-distribution hours; 0.95 is the test. PCA (``pca_components``)
+# does not pay: it costs more than the 384-dimension means it would shorten.
+EMBEDDING_DRIFT = {
+    "distance": {"dist": "euclidean", "bootstrap": True, "quantile_probability": 0.95, "pca_components": None},
+    "model": {"bootstrap": True, "quantile_probability": 0.95, "pca_components": None},
+    "mmd": {"bootstrap": True, "quantile_probability": 0.95, "pca_components": None},
+    "ratio": {"component_stattest": "wasserstein", "component_stattest_threshold": 0.1, "threshold": 0.2, "pca_components": None},
+}
+EMBEDDING_METHOD = "distance"
+
+# Evidently's EmbeddingsDrift also draws the two samples' densities on a t-SNE map
+# of up to 2,500 rows each: 7 s for 2,000 + 40 rows of 384 dimensions on two CPUs,
+# 40 s and more when they are busy (its OpenMP threads wait on each other), against
+# 0.4 s for the test itself. The HTML's map is a 2-component PCA projection instead
+# (``_embedding_run``): a different picture of the same samples, in under a
+# tenth of a second. The drift score and decision do not use the map.
+
 def value_kind(method: str) -> str:
     """``"p_value"`` or ``"distance"`` for a method named as Evidently reports it."""
     return "p_value" if method.endswith("p_value") or method in _P_VALUE_METHODS else "distance"
@@ -59,12 +109,12 @@ class ColumnDrift:
     decision; plus a p-value of a fixed two-sample test, reported alongside."""
 
     column: str
-    kind: str  # "numerical" or "categorical"
+    kind: str  # "numerical", "categorical" or "embedding" (a group of columns, ``column`` is its name)
     statistic: float  # the value of ``statistic_method``: a distance, or a p-value (see ``value_kind``)
     statistic_method: str  # Evidently's method for the decision, as it names it, e.g. "Wasserstein distance (normed)", "K-S p_value"
-    p_value: float | None  # from ``test_method``
-    test_method: str | None  # "ks" or "chi2_two_sample"
-    threshold: float  # of ``statistic_method``
+    p_value: float | None  # from ``test_method``; None for embeddings
+    test_method: str | None  # "ks" or "chi2_two_sample"; None for embeddings
+    threshold: float  # of ``statistic_method`` (embeddings with bootstrap: the bootstrap quantile it was compared with)
     drifted: bool  # Evidently's decision with ``statistic_method``
     value_kind: str = "distance"  # of ``statistic``: "distance" (drift when >= threshold) or "p_value" (drift when below it)
     chi2_two_sample_p: float | None = None  # the project's two-sample chi-square p-value; categorical columns only
@@ -133,21 +183,30 @@ def drift_report(
     prediction_column: str | None = None,
     drift_share: float = 0.5,
     prediction_columns: list[str] | tuple[str, ...] = (),
+    embeddings: dict[str, list[str]] | None = None,
+    embedding_method: str = EMBEDDING_METHOD,
 ) -> tuple[DriftSummary, str]:
     """Compare ``current`` with ``reference`` on the given columns.
+
+    ``embeddings`` maps a group name to its columns (e.g. ``{"text_embedding":
+    list(EMBEDDING_COLUMNS)}``): each group is tested as one signal with Evidently's
+    ``EmbeddingsDrift`` and ``embedding_method`` (a key of ``EMBEDDING_DRIFT``), and
+    is one entry of ``summary.columns`` and one feature column of the drift share.
 
     Returns the summary and Evidently's report as a standalone HTML document.
     The dataset has drifted when the share of drifted feature columns is at least
     ``drift_share``. Raises ``ValueError`` when a column is missing or a sample is
-    empty (a drift check on nothing must not pass silently).
+    empty (a drift check on nothing must not pass silently), or when an embedding
+    column is also listed as another column.
     """
     from evidently import DataDefinition, Dataset, Report
     from evidently.metrics import ValueDrift
     from evidently.presets import DataDriftPreset
 
     _register_two_sample_chisquare()
+    groups = {str(name): list(group) for name, group in (embeddings or {}).items()}
     features = list(numerical) + list(categorical)
-    if not features:
+    if not features and not groups:
         raise ValueError("no feature columns to compare")
     if len(set(features)) < len(features):
         raise ValueError(f"a column is listed twice in numerical + categorical: {features}")
@@ -158,24 +217,36 @@ def drift_report(
             raise ValueError(f"prediction column {column!r} is also a feature column")
         numeric = pd.api.types.is_numeric_dtype(reference[column]) if column in reference else True
         kinds[column] = "numerical" if numeric else "categorical"
-    _check_inputs(reference, current, list(kinds))
+    embedded = _check_embeddings(groups, kinds, embedding_method)
+    _check_inputs(reference, current, list(kinds) + embedded)
 
     columns = list(kinds)
+    # Every kind of column given, so Evidently infers none: the embedding columns are
+    # only in ``embeddings``, never numerical columns of their own.
     definition = DataDefinition(
         numerical_columns=[c for c in columns if kinds[c] == "numerical"],
         categorical_columns=[c for c in columns if kinds[c] == "categorical"],
-    )
+        text_columns=[], datetime_columns=[], unknown_columns=[], list_columns=[],
+        embeddings=groups or None,
+    )  # fmt: skip
     # The preset makes exactly these (no method, no threshold) for the features, so
     # their ids find its results; the prediction's is added to the report below.
     default = {c: ValueDrift(column=c) for c in columns}
     with_p = {c: ValueDrift(column=c, method=P_VALUE_TEST[kinds[c]]) for c in columns}
-    metrics = [DataDriftPreset(columns=features, drift_share=drift_share), *with_p.values()]
-    metrics += [default[c] for c in predicted]
+    metrics = [DataDriftPreset(columns=features, drift_share=drift_share)] if features else []
+    metrics += [*with_p.values(), *(default[c] for c in predicted)]
+    embedding_metrics = {name: _embeddings_drift(name, embedding_method) for name in groups}
+    metrics += embedding_metrics.values()
     # Only the compared columns go in: Evidently copies what it is given per column.
-    snapshot = Report(metrics, include_tests=True).run(
-        current_data=Dataset.from_pandas(current[columns], data_definition=definition),
-        reference_data=Dataset.from_pandas(reference[columns], data_definition=definition),
-    )
+    with _embedding_run(bool(groups)):
+        snapshot = Report(metrics, include_tests=True).run(
+            current_data=Dataset.from_pandas(current[columns + embedded], data_definition=definition),
+            reference_data=Dataset.from_pandas(reference[columns + embedded], data_definition=definition),
+        )
+        thresholds = {
+            name: _embedding_threshold(metric.drift_method, reference[groups[name]], len(current))
+            for name, metric in embedding_metrics.items()
+        }  # fmt: skip
 
     result = snapshot.dict()
     values = {m["id"]: m for m in result["metrics"]}
@@ -201,7 +272,35 @@ def drift_report(
             chi2_two_sample_p=p_value if kinds[column] == "categorical" else None,
         )
 
-    feature_drift = [column_drift(c) for c in features]
+    def embedding_drift(name: str) -> ColumnDrift:
+        metric = embedding_metrics[name]
+        if metric.metric_id not in values:
+            raise RuntimeError(f"Evidently returned no drift result for embeddings {name!r}")
+        # The new API's value is the score alone; the decision is in the legacy
+        # EmbeddingsDriftMetricResults the metric is computed with, which the
+        # snapshot's context keeps (Evidently 0.7.23 makes no test for this metric).
+        found = [
+            r for r, _ in snapshot.context._legacy_metrics.values()
+            if type(r).__name__ == "EmbeddingsDriftMetricResults" and r.embeddings_name == name
+        ]  # fmt: skip
+        if len(found) != 1:
+            raise RuntimeError(f"Evidently kept no drift decision for embeddings {name!r}")
+        score = float(values[metric.metric_id]["value"])
+        if not math.isclose(score, float(found[0].drift_score), rel_tol=1e-9, abs_tol=1e-12):
+            raise RuntimeError(f"Evidently's score and decision for embeddings {name!r} disagree")
+        return ColumnDrift(
+            column=name,
+            kind="embedding",
+            statistic=score,
+            statistic_method=EMBEDDING_METHODS[embedding_method],
+            p_value=None,
+            test_method=None,
+            threshold=thresholds[name],
+            drifted=bool(found[0].drift_detected),
+            value_kind="distance",
+        )
+
+    feature_drift = [column_drift(c) for c in features] + [embedding_drift(g) for g in groups]
     share = sum(c.drifted for c in feature_drift) / len(feature_drift)
     prediction_drift = [column_drift(c) for c in predicted]
     summary = DriftSummary(
@@ -262,6 +361,136 @@ def _register_two_sample_chisquare() -> None:
         two_sample_chisquare,
     )
     _REGISTERED = True
+
+
+def _check_embeddings(groups: dict[str, list[str]], kinds: dict[str, str], method: str) -> list[str]:
+    """The embedding columns of all groups, in order; ValueError when a group is
+    empty, a column is in two groups or also another column, or the method unknown."""
+    if not groups:
+        return []
+    if method not in EMBEDDING_DRIFT:
+        raise ValueError(f"unknown embedding drift method {method!r}: one of {sorted(EMBEDDING_DRIFT)}")
+    columns: list[str] = []
+    for name, group in groups.items():
+        if not group:
+            raise ValueError(f"embedding group {name!r} has no columns")
+        if name in kinds:
+            raise ValueError(f"embedding group {name!r} has the name of a column")
+        columns += group
+    if len(set(columns)) < len(columns):
+        raise ValueError("an embedding column is listed twice (in one group or in two)")
+    both = [c for c in columns if c in kinds]
+    if both:
+        raise ValueError(f"embedding columns also listed as numerical, categorical or prediction columns: {both[:5]}")
+    return columns
+
+
+def _embeddings_drift(name: str, method: str):
+    """Evidently's EmbeddingsDrift of group ``name`` with ``EMBEDDING_DRIFT[method]``."""
+    from evidently.metrics import EmbeddingsDrift
+    from evidently.metrics.embeddings import DistanceDriftMethod, MMDDriftMethod, ModelDriftMethod, RatioDriftMethod
+
+    cls = {"model": ModelDriftMethod, "distance": DistanceDriftMethod, "mmd": MMDDriftMethod, "ratio": RatioDriftMethod}[method]
+    return EmbeddingsDrift(embeddings_name=name, drift_method=cls(**EMBEDDING_DRIFT[method]))
+
+
+def _embedding_threshold(method, reference: pd.DataFrame, n_current: int) -> float:
+    """What Evidently compared the score with: the method's fixed threshold, or with
+    bootstrap the quantile it drew (Evidently does not report it; this redraws it the
+    way Evidently 0.7.23 does, with the same seeds, for the summary and the table. The
+    decision stays Evidently's own)."""
+    import numpy as np
+
+    if not getattr(method, "bootstrap", None):
+        return float(method.threshold)
+    rounds, q = 100, 100 * method.quantile_probability  # Evidently's N_BOOTSTRAP
+    n_reference = len(reference)
+    name = type(method).__name__
+    if name == "ModelDriftMethod":
+        # The held-out half of the domain classifier's data (only its size and labels
+        # matter), and the ROC AUC of random scores on it.
+        from sklearn.metrics import roc_auc_score
+        from sklearn.model_selection import train_test_split
+
+        labels = np.r_[np.ones(n_reference, int), np.zeros(n_current, int)]
+        test = train_test_split(labels, test_size=0.5, random_state=42, shuffle=True)[1]
+        aucs = [roc_auc_score(test, np.random.RandomState(i).rand(len(test))) for i in range(rounds)]
+        return float(np.percentile(aucs, q))
+    vectors = reference.to_numpy()
+    if method.pca_components:
+        from sklearn.decomposition import PCA
+
+        vectors = PCA(n_components=method.pca_components, random_state=0).fit_transform(vectors)
+    if name == "DistanceDriftMethod":
+        # Two samples of the reference, of about the reference's and the current's
+        # sizes: the distance between their means.
+        from evidently.legacy.metrics.data_drift.embedding_drift_methods import DISTANCE_DICT
+
+        distance = DISTANCE_DICT[method.dist]
+        b_ref = int(n_reference**2 / (n_reference + n_current))
+        b_cur = int(n_current * n_reference / (n_reference + n_current))
+        # Row i of ``counts``: how often draw i took each reference row (the stream of
+        # Evidently's np.random.seed(i)); the draws' means are then one product.
+        counts = np.zeros((2 * rounds, n_reference))
+        for i in range(rounds):
+            rng = np.random.RandomState(i)
+            counts[2 * i] = np.bincount(rng.choice(n_reference, b_ref), minlength=n_reference) / b_ref
+            counts[2 * i + 1] = np.bincount(rng.choice(n_reference, b_cur), minlength=n_reference) / b_cur
+        means = counts @ np.asarray(vectors, dtype=np.float64)  # Evidently: pandas means (float rounding apart)
+        draws = [distance(means[2 * i], means[2 * i + 1]) for i in range(rounds)]
+        return float(np.percentile(draws, q))
+    if name == "MMDDriftMethod":
+        from evidently.legacy.metrics.data_drift.embedding_drift_methods import MMD2u_bstrp
+        from sklearn.metrics import pairwise_distances, pairwise_kernels
+
+        x = pd.DataFrame(vectors)
+        sigma2 = np.median(pairwise_distances(x.sample(min(n_reference, 1000), random_state=0), metric="euclidean")) ** 2
+        kernel = pairwise_kernels(x, metric="rbf", gamma=1.0 / sigma2)
+        x_size = max(int(n_reference * n_reference / (n_reference + n_current)), 1)
+        y_size = max(int(n_reference * n_current / (n_reference + n_current)), 1)
+        draws = []
+        for i in range(rounds):
+            rng = np.random.RandomState(i)
+            x_idx, y_idx = rng.choice(n_reference, x_size), rng.choice(n_reference, y_size)
+            draws.append(MMD2u_bstrp(kernel, x_size, y_size, x_idx, y_idx))
+        return float(np.percentile(draws, q))
+    return float("nan")  # a method this module does not know: no threshold to show
+
+
+_PLOT_LOCK = threading.Lock()
+
+
+class _PcaMap:
+    """Stands for ``sklearn.manifold.TSNE`` in Evidently's embedding drift picture."""
+
+    def __init__(self, n_components: int = 2, **_):
+        self.n_components = n_components
+
+    def fit_transform(self, X):
+        from sklearn.decomposition import PCA
+
+        return PCA(n_components=self.n_components, svd_solver="covariance_eigh").fit_transform(X)
+
+
+@contextmanager
+def _embedding_run(active: bool):
+    """Within (when ``active``): Evidently's embedding drift picture (a t-SNE map in
+    0.7.23, by its module's name ``TSNE``) drawn on a PCA projection instead, and
+    numpy / scikit-learn on one thread. The bootstrap's many small products gain
+    nothing from threads, and lose most to them when the CPUs are busy: a report of
+    2,000 x 40 rows took 1-5 s with BLAS / OpenMP threads on two busy CPUs, 0.6 s on one."""
+    if not active:
+        yield
+        return
+    from evidently.legacy.metrics.data_drift import embeddings_drift
+    from threadpoolctl import threadpool_limits
+
+    with _PLOT_LOCK, threadpool_limits(limits=1):
+        saved, embeddings_drift.TSNE = embeddings_drift.TSNE, _PcaMap
+        try:
+            yield
+        finally:
+            embeddings_drift.TSNE = saved
 
 
 def _check_inputs(reference: pd.DataFrame, current: pd.DataFrame, columns: list[str]) -> None:

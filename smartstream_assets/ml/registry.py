@@ -34,6 +34,8 @@ DEFAULT_UI_URL = "http://127.0.0.1:5000"  # where `mlflow ui` / `make mlflow-ui`
 # What a served model needs (mlflow models serve installs these in a fresh env).
 _MLFLOW_URI_VARIABLES = ("MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI")
 MODEL_REQUIREMENTS = ("mlflow", "scikit-learn", "xgboost-cpu", "pandas", "numpy", "skops", "scipy")
+# a text model also embeds (torch's CPU build must be installed before sentence-transformers)
+TEXT_MODEL_REQUIREMENTS = (*MODEL_REQUIREMENTS, "torch", "sentence-transformers", "transformers")
 
 
 @dataclass(frozen=True)
@@ -133,20 +135,19 @@ class Registry:
             for name, png in plots.items():
                 self.log_bytes(run.info.run_id, png, f"plots/{name}.png")
             self.log_frame(run.info.run_id, candidate.holdout, "data/holdout.parquet")
-            pool = candidate.train if domain.reference_window is None else domain.reference_window(candidate.train)
+            pool = candidate.holdout if domain.reference_from_holdout else candidate.train
+            pool = pool if domain.reference_window is None else domain.reference_window(pool)
             self.log_frame(run.info.run_id, pool.sample(min(len(pool), domain.reference_rows), random_state=0), "data/train_sample.parquet")
-            info = mlflow.sklearn.log_model(
-                candidate.pipeline,
-                name="model",
-                signature=infer_signature(example, getattr(candidate.pipeline, task.pyfunc_method)(example)),
-                input_example=example,
-                registered_model_name=domain.registered_model,
-                pip_requirements=pinned_requirements(),
-                skops_trusted_types=_trusted_types(candidate.pipeline),
-                # served and loaded as pyfunc, the model answers what the task serves
-                # (class probabilities for a classifier, values for a regressor)
-                pyfunc_predict_fn=task.pyfunc_method,
-            )
+            if domain.text_input is not None:  # one pyfunc that answers raw text, its encoder inside
+                from .text_model import log_text_model
+
+                texts = candidate.holdout[[domain.id_column, domain.text_input.text_column]].head(5).reset_index(drop=True)
+                info = log_text_model(
+                    domain, candidate.pipeline, example_texts=texts, registered_model_name=domain.registered_model,
+                    pip_requirements=pinned_requirements(TEXT_MODEL_REQUIREMENTS), trusted_types=_trusted_types(candidate.pipeline),
+                )  # fmt: skip
+            else:
+                info = self._log_sklearn(domain, candidate, example)
             run_id = run.info.run_id
         version = str(info.registered_model_version)
         model_uri = f"models:/{domain.registered_model}/{version}"
@@ -158,6 +159,24 @@ class Registry:
         client.set_model_version_tag(domain.registered_model, version, "smartstream.task", task.kind)
         client.set_model_version_tag(domain.registered_model, version, "smartstream.estimator", candidate.estimator)
         return LoggedCandidate(run_id, version, model_uri, self.run_url(experiment_id, run_id), evaluation)
+
+    def _log_sklearn(self, domain, candidate, example):
+        import mlflow
+        from mlflow.models import infer_signature
+
+        task = candidate.task
+        return mlflow.sklearn.log_model(
+            candidate.pipeline,
+            name="model",
+            signature=infer_signature(example, getattr(candidate.pipeline, task.pyfunc_method)(example)),
+            input_example=example,
+            registered_model_name=domain.registered_model,
+            pip_requirements=pinned_requirements(),
+            skops_trusted_types=_trusted_types(candidate.pipeline),
+            # served and loaded as pyfunc, the model answers what the task serves
+            # (class probabilities for a classifier, values for a regressor)
+            pyfunc_predict_fn=task.pyfunc_method,
+        )
 
     def evaluation(self, run_id: str) -> dict:
         """The ``evaluation.json`` a candidate's run logged."""
@@ -188,11 +207,20 @@ class Registry:
         return sorted(infos, key=lambda v: int(v.version), reverse=True)
 
     def load_pipeline(self, name: str, version: str):
-        """The fitted sklearn pipeline of a version."""
+        """The fitted sklearn pipeline of a version (of a text model: the pipeline inside
+        it, which scores embeddings; the encoder is not loaded)."""
         import mlflow.sklearn
+        from mlflow.models import get_model_info
 
+        uri = f"models:/{name}/{version}"
         with self._fluent():
-            return mlflow.sklearn.load_model(f"models:/{name}/{version}")
+            if "sklearn" in get_model_info(uri).flavors:
+                return mlflow.sklearn.load_model(uri)
+            import mlflow.pyfunc
+
+            from .text_model import unwrap
+
+            return unwrap(mlflow.pyfunc.load_model(uri))
 
     def load_pyfunc(self, name: str, version: str):
         """A version as MLflow serves it (``mlflow models serve`` loads the same)."""
@@ -295,11 +323,11 @@ def _finite_metrics(values: dict) -> dict[str, float]:
     return {k: float(v) for k, v in values.items() if v is not None and math.isfinite(float(v))}
 
 
-def pinned_requirements() -> list[str]:
+def pinned_requirements(packages=MODEL_REQUIREMENTS) -> list[str]:
     """The installed versions of what a served model imports (not the whole venv:
     MLflow's inference would drag in torch and pytest)."""
     out = []
-    for package in MODEL_REQUIREMENTS:
+    for package in packages:
         try:
             out.append(f"{package}=={importlib_metadata.version(package)}")
         except importlib_metadata.PackageNotFoundError:

@@ -73,6 +73,35 @@ def upsert_rows(url: str, table: str, frame: pd.DataFrame, key: Sequence[str], *
         engine.dispose()
 
 
+def read_rows(url: str, table: str, columns: Sequence[str]) -> pd.DataFrame:
+    """Every row of ``table`` at ``url`` (PostgreSQL or SQLite), the given columns in that
+    order. A missing table or column raises ``SinkError`` naming it (password hidden)."""
+    import sqlalchemy as sa
+
+    shown = safe_url(url)
+    where = f"table {table!r} at {shown}"
+    backend = _backend(url, shown)
+    engine = _engine(url, backend)
+    try:
+        with engine.connect() as conn:
+            found = sa.inspect(conn)
+            if not found.has_table(table):
+                raise SinkError(f"{where} does not exist")
+            present = [c["name"] for c in found.get_columns(table)]
+            missing = [c for c in columns if c not in present]
+            if missing:
+                raise SinkError(f"{where} lacks columns {', '.join(missing)} (it has {', '.join(present)})")
+            target = sa.Table(table, sa.MetaData(), autoload_with=conn)
+            result = conn.execute(sa.select(*(target.c[c] for c in columns)))
+            return pd.DataFrame(result.fetchall(), columns=list(columns))
+    except SinkError:
+        raise
+    except sa.exc.SQLAlchemyError as exc:
+        raise SinkError(f"reading {where} failed: {_reason(exc, url)}") from None
+    finally:
+        engine.dispose()
+
+
 def safe_url(url: str) -> str:
     """``url`` as it may be shown: the password replaced by ``***``."""
     from sqlalchemy.engine import make_url

@@ -196,8 +196,12 @@ def train_model(
     numeric: list[str],
     categorical: list[str],
     settings: SearchSettings = SearchSettings(),
+    keep_columns: tuple[str, ...] = (),
 ) -> Candidate:
     """Search, refit and evaluate a model of ``task`` (see ``tasks``) on ``frame``.
+
+    ``keep_columns``: columns of ``frame`` that are not features but travel with the
+    train and holdout rows (a text model's raw text, for its input example).
 
     Rows without a label are left out. With a random split, exact duplicate rows
     (features and label) stay on one side of the holdout split and of every CV fold
@@ -300,7 +304,7 @@ def train_model(
     holdout = unique_holdout
     raw = task.predict(pipeline, holdout[features])
     y_holdout = task.y(holdout)
-    extra = [c for c in task.extra_columns if c in data.columns]
+    extra = [c for c in [*task.extra_columns, *keep_columns] if c in data.columns]
     columns = list(dict.fromkeys([id_column, *features, *task.targets, *extra]))
     return Candidate(
         pipeline=pipeline,
@@ -435,7 +439,7 @@ def measure_baselines(task, fit_rows, y_fit, holdout, y_holdout, numeric, catego
             from .features import build_preprocessor
 
             model = Pipeline([
-                ("preprocess", build_preprocessor(list(numeric), list(categorical))),
+                ("preprocess", build_preprocessor(list(numeric), list(categorical), task.embeddings, settings.seed)),
                 ("model", task.baseline_estimator(baseline.estimator, settings.seed, settings.n_jobs)),
             ])  # fmt: skip
             model.fit(fit_rows[list(categorical) + list(numeric)], y_fit)
@@ -511,7 +515,8 @@ def make_pipeline(name: str, params: dict, numeric, categorical, seed: int = 42,
 
     task = task or BinaryClassification(target="label")
     model = task.estimator(name, params, seed, n_jobs)
-    return task.wrap(Pipeline([("preprocess", build_preprocessor(list(numeric), list(categorical))), ("model", model)]))
+    preprocess = build_preprocessor(list(numeric), list(categorical), task.embeddings, seed)
+    return task.wrap(Pipeline([("preprocess", preprocess), ("model", model)]))
 
 
 def classification_metrics(y_true, proba, threshold: float = 0.5) -> tuple[dict[str, float], dict]:

@@ -18,11 +18,12 @@ from ..tables import TableSpec
 from .base import RawObject
 from .co2 import Co2Drift, Co2Producer
 from .employees import Drift, EmployeesProducer
+from .reviews import LabelledReviewsProducer, ReviewsDrift, ReviewsProducer, produce_reviews
 
-PRODUCERS = {"employees": EmployeesProducer, "co2": Co2Producer}
+PRODUCERS = {"employees": EmployeesProducer, "co2": Co2Producer, "reviews": ReviewsProducer, "reviews_labelled": LabelledReviewsProducer}
 SAMPLE_SEED = 42
 
-__all__ = ["Co2Drift", "Drift", "PRODUCERS", "RawObject", "produce", "sample_objects", "write_samples"]
+__all__ = ["Co2Drift", "Drift", "PRODUCERS", "RawObject", "ReviewsDrift", "produce", "produce_reviews", "sample_objects", "write_samples"]
 
 
 def sample_objects(tables: dict[str, TableSpec]) -> Iterator[tuple[str, bytes]]:

@@ -1,0 +1,273 @@
+"""The reviews domain end to end on the sample (data/raw/reviews/): raw hourly and labelled
+CSV → trusted → current → reviews/labelled (targets, cached embeddings) → features → a
+multi-output XGBoost candidate registered as ONE pyfunc that answers raw text → the gate
+(a bar per output) → an hour's embeddings → predictions → the drift report (the
+embedding as one signal) → ``smartstream produce reviews --drift topic=laptops`` (the
+real CLI) → drift flagged → one retrain request; a schema violation quarantined whole,
+a text embedded once across reruns, and the same model served by ``mlflow models serve``,
+PostgreSQL as the training source and the predictions sink."""
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import dagster as dg
+import pandas as pd
+import pytest
+
+from smartstream_assets import ingestion, keys
+from smartstream_assets.assets.reviews import EMBEDDINGS_KEY, LABELLED_KEY, LABELLED_TABLE
+from smartstream_assets.definitions import build_definitions
+from smartstream_assets.demo import SAMPLE_DIR
+from smartstream_assets.domains import reviews
+from smartstream_assets.domains.reviews import REVIEWS, latest_hour
+from smartstream_assets.io import LakeParquetIOManager
+from smartstream_assets.lake import LocalLake
+from smartstream_assets.ml.absa import OUTPUTS
+from smartstream_assets.ml.registry import CHAMPION, Registry
+from smartstream_assets.resources import AlertResource, LakeResource, MlflowResource, PredictionsDbResource, SourceDbResource
+from smartstream_assets.tables import load_tables
+
+from .postgres import postgres_server  # noqa: F401  (the session fixture)
+
+pytestmark = pytest.mark.slow
+
+TABLES = load_tables(extra="")
+SPECS = [TABLES["reviews"], TABLES["reviews_labelled"]]
+DEFS = build_definitions([reviews.PLUGIN], SPECS)
+K = keys.asset_keys(REVIEWS)
+QUIET = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
+FAST = {"ops": {"reviews__absa_candidate": {"config": {"trials": 2}}}}
+SMARTSTREAM = str(Path(sys.executable).with_name("smartstream"))
+MLFLOW = str(Path(sys.executable).with_name("mlflow"))
+
+
+class ReviewsProject:
+    def __init__(self, root: Path):
+        self.root = root
+        self.lake = LocalLake(root / "lake")
+        self.tracking_uri = f"sqlite:///{root}/mlflow.db"
+        self.registry = Registry(self.tracking_uri)
+        self.instance = dg.DagsterInstance.ephemeral()
+        self.resources = {
+            "lake": LakeResource(url=self.lake.url),
+            "ml_io": LakeParquetIOManager(lake=LakeResource(url=self.lake.url)),
+            "mlflow": MlflowResource(tracking_uri=self.tracking_uri),
+            "alerts": AlertResource(webhook_url=""),
+            "predictions_db": PredictionsDbResource(),
+            "reviews_db": SourceDbResource(),
+        }
+        for path in sorted((SAMPLE_DIR / "raw" / "reviews").rglob("*.csv")):
+            self.lake.write_bytes(path.relative_to(SAMPLE_DIR).as_posix(), path.read_bytes())
+
+    def ingest(self) -> None:
+        for spec in SPECS:
+            for day, objects in sorted(ingestion.raw_objects_by_date(self.lake, spec).items()):
+                ingestion.build_trusted_partition(self.lake, spec, day, objects)
+            ingestion.update_current(self.lake, spec)
+
+    def materialize(self, *selected, partition=None, run_config=None, resources=None, ok=True) -> dict:
+        result = dg.materialize(
+            list(DEFS.assets), selection=dg.AssetSelection.assets(*selected), resources={**self.resources, **(resources or {})},
+            instance=self.instance, run_config={**QUIET, **(run_config or {})}, partition_key=partition, raise_on_error=False,
+        )  # fmt: skip
+        failures = [e.event_specific_data.error.to_string() for e in result.all_events if e.event_type_value == "STEP_FAILURE"]
+        if ok:
+            assert result.success, "\n".join(failures)
+        else:
+            assert not result.success
+            return {"failures": "\n".join(failures)}
+        return {e.asset_key: {k: v.value for k, v in e.materialization.metadata.items()} for e in result.get_asset_materialization_events()}
+
+    def train(self, **kwargs) -> dict:
+        return self.materialize(LABELLED_KEY, K["features"], K["model"], K["deployment"], run_config=FAST, **kwargs)
+
+    def score(self, partition: str, **kwargs) -> dict:
+        return self.materialize(EMBEDDINGS_KEY, K["predictions"], K["drift"], partition=partition, **kwargs)
+
+    def tick(self, cursor=None):
+        sensor = DEFS.get_sensor_def("reviews_retrain_sensor")
+        with dg.build_sensor_context(instance=self.instance, cursor=cursor, definitions=DEFS) as context:
+            return sensor(context)
+
+    def env(self) -> dict:
+        env = dict(os.environ, SMARTSTREAM_LAKE=self.lake.url, MLFLOW_TRACKING_URI=self.tracking_uri, HF_HUB_OFFLINE="1")
+        env.pop("SMARTSTREAM_TABLES", None)
+        return env
+
+
+@pytest.fixture(scope="module")
+def project(tmp_path_factory):
+    p = ReviewsProject(tmp_path_factory.mktemp("reviews"))
+    p.ingest()
+    p.trained = p.train()
+    return p
+
+
+def test_the_sample_trains_one_text_model_with_a_bar_per_output(project):
+    labelled = project.trained[LABELLED_KEY]
+    assert labelled["rows_read"] == 2400 and labelled["rows_refused"] == 0
+    assert 0 < labelled["rows_without_aspects"] < 240  # not trained on (~5%)
+    assert labelled["dagster/row_count"] == 2400 - labelled["rows_without_aspects"]
+    # the templated sample repeats some texts: each distinct text is encoded once
+    assert labelled["texts_encoded"] == labelled["unique_texts"] < labelled["texts"]
+
+    candidate = project.trained[K["model"]]
+    version = candidate["model_version"]
+    for output in OUTPUTS:
+        assert f"r2_{output}" in candidate and f"mae_{output}" in candidate
+    assert candidate["estimator"] == "xgboost" and candidate["task"] == "multi_output_regression"
+    evaluation = json.loads(project.lake.read_bytes(keys.evaluation_key(REVIEWS, version)))
+    assert evaluation["baselines"]["mean"]["r2"] < 0.01 < evaluation["metrics"]["r2"]
+
+    gate = project.trained[K["deployment"]]
+    assert gate["status"] == "promoted", gate["reasons"]
+    for output in OUTPUTS:
+        assert f"R² ({output})" in gate["reasons"]
+    # ONE registered model: a pyfunc that takes raw text, its encoder among its artifacts
+    info = project.registry.client.get_model_version(REVIEWS.registered_model, version)
+    assert "data/holdout.parquet" in {f.path for f in project.registry.client.list_artifacts(info.run_id, "data")}
+    model = project.registry.load_pyfunc(REVIEWS.registered_model, version)
+    assert set(model.metadata.flavors) == {"python_function"}  # not an sklearn model: it takes text
+    answer = model.predict(pd.DataFrame({"review_id": ["a", "b"], "text": ["The pasta was superb and the staff lovely.", "Cold food, rude waiter, never again."]}))
+    assert list(answer.columns) == ["review_id", *(f"prediction_{o}" for o in OUTPUTS)]
+    assert answer["prediction_sentiment_score"].iloc[0] > answer["prediction_sentiment_score"].iloc[1]
+    with pytest.raises(Exception, match=r"missing inputs \['text'\]"):
+        model.predict(pd.DataFrame({"review_id": ["a"], "body": ["no text column"]}))
+
+
+def test_an_hour_is_scored_and_each_text_embedded_once_across_reruns(project):
+    hour = latest_hour(project.lake)
+    assert hour == "2026-11-24-23:00"
+    first = project.score(hour)
+    embedded = first[EMBEDDINGS_KEY]
+    assert embedded["texts_encoded"] + embedded["cache_hits"] == embedded["unique_texts"]
+    again = project.score(hour)[EMBEDDINGS_KEY]
+    assert again["cache_hits"] == again["unique_texts"] and again["texts_encoded"] == 0
+    # the labelled set again: nothing encoded
+    assert project.materialize(LABELLED_KEY)[LABELLED_KEY]["texts_encoded"] == 0
+
+    predicted = project.lake.read_parquet(keys.predictions_key(REVIEWS, hour)).to_pandas()
+    assert len(predicted) == embedded["dagster/row_count"] and predicted["model_version"].eq("1").all()
+    assert predicted["prediction_sentiment_score"].between(-1.5, 1.5).all()
+    drift = first[K["drift"]]
+    assert drift["dataset_drift"] is False and drift["prediction_drift"] is False, drift["drifted_columns"]
+    summary = json.loads(project.lake.read_bytes(keys.drift_report_key(REVIEWS, hour, "json")))
+    embedding = [c for c in summary["columns"] if c["column"] == "embedding"]
+    assert len(embedding) == 1 and not any(c["column"].startswith("emb_") for c in summary["columns"])
+
+
+def test_a_topic_shift_is_flagged_by_the_drift_report_and_requests_one_retrain(project):
+    quiet = project.tick()
+    assert quiet.run_requests == []
+    produced = subprocess.run(
+        [SMARTSTREAM, "produce", "reviews", "--hours", "1", "--drift", "topic=laptops", "--seed", "3"],
+        env=project.env(), capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert produced.returncode == 0, produced.stderr
+    project.ingest()
+    hour = latest_hour(project.lake)
+    assert hour == "2026-11-25-00:00"
+    drifted = project.score(hour)[K["drift"]]
+    assert drifted["dataset_drift"] is True, drifted["drifted_columns"]
+    assert "embedding" in drifted["drifted_columns"]
+    request = project.tick()
+    assert len(request.run_requests) == 1
+    again = project.tick(cursor=request.cursor)
+    assert again.run_requests == []
+
+
+def test_a_file_with_other_columns_is_quarantined_whole(project):
+    spec = TABLES["reviews"]
+    bad = b"review_id,created_at,text\nX1,2026-11-24 10:00:00,no product column\n"
+    day = pd.Timestamp("2026-11-24")
+    key = f"{spec.raw_prefix}2026/11/24/10/bad-header.csv"
+    project.lake.write_bytes(key, bad)
+    try:
+        objects = ingestion.raw_objects_by_date(project.lake, spec, [day.date()])[day.date()]
+        ingestion.build_trusted_partition(project.lake, spec, day.date(), objects)
+        quarantined = project.lake.read_parquet(keys.quarantine_key("reviews", day.date())).to_pandas()
+        rows = quarantined[quarantined.astype(str).apply(lambda r: "bad-header.csv" in " ".join(r), axis=1)]
+        assert len(rows) == 1
+        reason = " ".join(rows.astype(str).iloc[0])
+        assert "review_id,created_at,text" in reason and "review_id,created_at,product,text" in reason
+    finally:
+        project.lake.delete(key)
+        objects = ingestion.raw_objects_by_date(project.lake, spec, [day.date()])[day.date()]
+        ingestion.build_trusted_partition(project.lake, spec, day.date(), objects, allow_shrink=True)
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.mark.integration
+def test_mlflow_models_serve_answers_texts(project):
+    port = _free_port()
+    env = {**project.env(), "PATH": f"{Path(sys.executable).parent}:{os.environ.get('PATH', '')}"}
+    server = subprocess.Popen(
+        [MLFLOW, "models", "serve", "-m", f"models:/{REVIEWS.registered_model}@{CHAMPION}", "--env-manager", "local",
+         "-h", "127.0.0.1", "-p", str(port), "-w", "1"],
+        env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True,
+    )  # fmt: skip
+    try:
+        body = json.dumps({"dataframe_split": {"columns": ["review_id", "text"], "data": [["r1", "Lovely terrace, superb wine."], ["r2", "The courier was late and the soup cold."]]}}).encode()
+        deadline, answer = time.monotonic() + 180, None
+        while time.monotonic() < deadline and answer is None:
+            if server.poll() is not None:
+                pytest.fail(f"mlflow models serve exited: {server.stderr.read().decode()[-2000:]}")
+            try:
+                request = urllib.request.Request(f"http://127.0.0.1:{port}/invocations", data=body, headers={"Content-Type": "application/json"})
+                with urllib.request.urlopen(request, timeout=30) as response:
+                    answer = json.loads(response.read())
+            except OSError:
+                time.sleep(1)
+        assert answer is not None, "the server never answered"
+        rows = answer["predictions"]
+        assert [r["review_id"] for r in rows] == ["r1", "r2"]
+        assert rows[0]["prediction_sentiment_score"] > rows[1]["prediction_sentiment_score"]
+    finally:
+        os.killpg(server.pid, 15)
+        server.wait(timeout=30)
+
+
+@pytest.mark.integration
+def test_postgres_is_the_training_source_and_the_predictions_sink(project, postgres_server, monkeypatch):  # noqa: F811
+    import sqlalchemy as sa
+
+    labelled = project.lake.read_parquet(ingestion.current_key("reviews_labelled")).to_pandas()
+    rows = labelled[["review_id", "created_at", "text", "aspect_terms", "aspect_categories"]].head(600)
+    rows = pd.concat([rows, pd.DataFrame([{"review_id": "BAD1", "created_at": rows["created_at"].iloc[0], "text": "x", "aspect_terms": "[{", "aspect_categories": "[]"}])])
+    engine = sa.create_engine(postgres_server.url)
+    with engine.begin() as conn:
+        conn.exec_driver_sql(f"DROP TABLE IF EXISTS {LABELLED_TABLE}")
+    rows.to_sql(LABELLED_TABLE, engine, index=False)
+    engine.dispose()
+    monkeypatch.setenv("SMARTSTREAM_REVIEWS_DB", postgres_server.url)
+    monkeypatch.setenv("SMARTSTREAM_PREDICTIONS_DB", postgres_server.url)
+    out = project.materialize(LABELLED_KEY)[LABELLED_KEY]
+    assert out["rows_read"] == 601 and out["rows_refused"] == 1 and "not JSON" in out["refused_reasons"]
+    assert out["source"].startswith(f"table {LABELLED_TABLE} at postgresql") and postgres_server.password not in out["source"]
+
+    hour = "2026-11-24-22:00"
+    first = project.score(hour)[K["predictions"]]
+    assert first["sql_table"] == "review_predictions" and first["sql_rows_upserted"] == first["dagster/row_count"]
+    again = project.score(hour)[K["predictions"]]
+    assert again["sql_rows_upserted"] == 0  # idempotent
+    engine = sa.create_engine(postgres_server.url)
+    with engine.connect() as conn:
+        stored = pd.read_sql("SELECT * FROM review_predictions", conn)
+    engine.dispose()
+    assert len(stored) == first["dagster/row_count"] and stored["review_id"].is_unique
+    assert {f"prediction_{o}" for o in OUTPUTS} <= set(stored.columns)
+
+    monkeypatch.setenv("SMARTSTREAM_REVIEWS_DB", postgres_server.url_with_password("wrong-password"))
+    failed = project.materialize(LABELLED_KEY, ok=False)["failures"]
+    assert "labelled_reviews" in failed and "wrong-password" not in failed and postgres_server.password not in failed

@@ -34,7 +34,7 @@ def fresh_project_env(tmp_path: Path) -> dict[str, str]:
         SMARTSTREAM_LAKE=str(tmp_path / "lake"),
         MLFLOW_TRACKING_URI=f"sqlite:///{tmp_path}/mlflow.db",  # never the project's own store
     )
-    for name in ("SMARTSTREAM_TABLES", "MLFLOW_REGISTRY_URI", "SMARTSTREAM_PREDICTIONS_DB", "SMARTSTREAM_ALERT_WEBHOOK"):
+    for name in ("SMARTSTREAM_TABLES", "MLFLOW_REGISTRY_URI", "SMARTSTREAM_PREDICTIONS_DB", "SMARTSTREAM_REVIEWS_DB", "SMARTSTREAM_ALERT_WEBHOOK"):
         env.pop(name, None)
     return env
 

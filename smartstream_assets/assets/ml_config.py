@@ -9,7 +9,7 @@ class CandidateConfig(dg.Config):
     strategies: TPE (sampler tpe, pruner none), random (random, none), Hyperband (tpe,
     hyperband: in Optuna Hyperband is a pruner, run with a sampler)."""
 
-    trials: int = Field(default=10, description="Optuna trials")
+    trials: int = Field(default=0, ge=0, description="Optuna trials; 0: the domain's budget (10; reviews 4)")
     estimators: list[str] = Field(default=[], description="random_forest, xgboost; empty: the domain's (co2: xgboost)")
     strategy: str = Field(
         default="", description="tpe | bayesian | random | hyperband in one word; set, it replaces sampler and pruner"

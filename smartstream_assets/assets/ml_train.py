@@ -135,7 +135,7 @@ def candidate_asset(domain: Domain, keys: dict) -> dg.AssetsDefinition:
 
         sampler, pruner = STRATEGIES[config.strategy] if config.strategy else (config.sampler, config.pruner)
         settings = SearchSettings(
-            trials=config.trials,
+            trials=config.trials or domain.search_trials,
             estimators=tuple(config.estimators) or domain.estimators,
             sampler=sampler,
             pruner=pruner,

@@ -209,6 +209,8 @@ class Domain:
     # feature frame -> the rows a scoring run scores (e.g. each station's latest reading, for
     # a next-week forecast); None: all. Not applied to the drift reference (training rows).
     select_rows: Callable[[Any], Any] | None = None
+    # Optuna trials of the candidate unless its config says (keeps `make demo` quick)
+    search_trials: int = 10
     # the estimators the candidate searches over unless its config names others
     estimators: tuple[str, ...] = ("random_forest", "xgboost")
     # training rows -> the rows the drift baseline is sampled from (None: all of them); a

@@ -71,6 +71,8 @@ REVIEWS = Domain(
     scoring_cadence=Cadence(every="hour", start="2026-11-20-00:00", schedule_minute=10, label="hourly",
                             description="each hour's reviews scored 10 minutes after it ends"),  # fmt: skip
     estimators=("xgboost",),
+    # a trial fits XGBoost on ~2,000 x 133 inputs three times: 4 trials keep `make demo` quick
+    search_trials=4,
     drift_features=(*EMBEDDING_COLUMNS, "n_words"),
     drift_prediction_columns=("prediction_sentiment_score",),
     prediction_label="sentiment, engagement and implicitness of the review",

@@ -3,8 +3,6 @@ cannot skew: the same encoders and scalers, fitted once, travel with the model."
 
 from __future__ import annotations
 
-from sklearn.decomposition import PCA
-
 
 def build_preprocessor(numeric: list[str], categorical: list[str], embeddings=None, seed: int = 42):
     """Categories as ordinal codes, then everything standard-scaled.
@@ -24,6 +22,8 @@ def build_preprocessor(numeric: list[str], categorical: list[str], embeddings=No
     if embeddings is not None:
         vector = [c for c in numeric if c in set(embeddings.columns)]
         numeric = [c for c in numeric if c not in set(embeddings.columns)]
+        from .pca import CappedPCA
+
         parts.append(("embedding", CappedPCA(n_components=embeddings.components, random_state=seed), vector))
 
     categorical_steps = make_pipeline(
@@ -37,24 +37,3 @@ def build_preprocessor(numeric: list[str], categorical: list[str], embeddings=No
     )
 
 
-
-class CappedPCA(PCA):
-    """PCA that keeps at most as many components as the fitted data allows (rows,
-    columns): a small training fold must not fail where the full data would not.
-    sklearn's PCA raises instead; the parameter is left as given (``clone`` safe)."""
-
-    def _capped(self, X, fit):
-        wanted = self.n_components
-        if isinstance(wanted, int):
-            self.n_components = max(1, min(wanted, X.shape[0], X.shape[1]))
-        try:
-            return fit(X)
-        finally:
-            self.n_components = wanted
-
-    def fit(self, X, y=None):
-        self._capped(X, super().fit)
-        return self
-
-    def fit_transform(self, X, y=None):
-        return self._capped(X, super().fit_transform)

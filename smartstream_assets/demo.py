@@ -54,6 +54,8 @@ def main() -> int:
     steps += ml_steps(list(tables), lake)
     with dg.DagsterInstance.get() as instance:
         for title, selection, tags, *partition in steps:
+            partition = [partition[0]() if partition and callable(partition[0]) else (partition[0] if partition else None)]
+            title = title.replace("{partition}", str(partition[0]))
             started = time.perf_counter()
             result = dg.materialize(
                 list(defs.assets),
@@ -61,7 +63,7 @@ def main() -> int:
                 instance=instance,
                 resources=defs.resources,
                 tags=tags,
-                partition_key=partition[0] if partition else None,
+                partition_key=partition[0],
                 run_config={"loggers": {"console": {"config": {"log_level": "INFO"}}}},
                 raise_on_error=False,
             )
@@ -109,20 +111,25 @@ def ml_steps(table_names, lake: Lake | None = None) -> list[tuple]:
     ]
     for plugin in plugins:
         domain, keys = plugin.domain, asset_keys(plugin.domain)
-        partition = (plugin.latest_partition(lake) if plugin.latest_partition and lake is not None else None) or (
-            domain.scoring_cadence.partitions_def().get_last_partition_key()
-        )
+        last = domain.scoring_cadence.partitions_def().get_last_partition_key()
+        # the newest partition with data: asked when the step runs, after ingestion
+        partition = last if not (plugin.latest_partition and lake is not None) else _latest(plugin.latest_partition, lake, last)
         roles = ("anomaly", "predictions", "drift", *monitors) if domain.scoring_source else ("features", "anomaly", "predictions", "drift", *monitors)
         wanted = [keys[r] for r in roles if r in keys]
         steps.append(
             (
-                f"{domain.name} scoring, partition {partition}: predictions, drift report and extras",
+                f"{domain.name} scoring, partition {{partition}}: predictions, drift report and extras",
                 dg.AssetSelection.assets(*wanted, *plugin.load_extras().scoring_keys),
                 {},
                 partition,
             )
         )
     return steps
+
+
+def _latest(find, lake: Lake, default: str):
+    """A step's partition, found when the step runs: ``find(lake)``, else ``default``."""
+    return lambda: find(lake) or default
 
 
 def seed_raw_zone(lake: Lake, sample_dir: Path) -> tuple[int, int]:

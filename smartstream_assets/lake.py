@@ -299,7 +299,7 @@ class LocalLake(Lake):
     def _lock(self, key: str):
         """An exclusive lock per key, across processes (flock), for compare-and-swap."""
         lock_dir = self.root / _LOCK_DIR
-        lock_dir.mkdir(exist_ok=True)
+        lock_dir.mkdir(parents=True, exist_ok=True)  # a lake whose root is not created yet
         name = hashlib.sha256(key.encode()).hexdigest()[:32]
         return _FileLock(lock_dir / f"{name}.lock")
 

@@ -81,3 +81,10 @@ def test_lake_url_picks_the_backend(tmp_path, monkeypatch):
     assert s3.url == "s3://bucket/some/prefix/"
     with pytest.raises(LakeError, match="names no bucket"):
         lake_from_url("s3:///prefix")
+
+
+def test_a_conditional_read_on_a_lake_whose_folder_does_not_exist_yet_finds_nothing(tmp_path):
+    lake = LocalLake(tmp_path / "not-yet" / "lake")
+    assert lake.read_versioned("embeddings/x.parquet") is None
+    lake.write_bytes("a/b.bin", b"1", if_absent=True)
+    assert lake.read_versioned("a/b.bin")[0] == b"1"

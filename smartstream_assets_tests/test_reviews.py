@@ -155,16 +155,27 @@ def test_an_hour_is_scored_and_each_text_embedded_once_across_reruns(project):
     predicted = project.lake.read_parquet(keys.predictions_key(REVIEWS, hour)).to_pandas()
     assert len(predicted) == embedded["dagster/row_count"] and predicted["model_version"].eq("1").all()
     assert predicted["prediction_sentiment_score"].between(-1.5, 1.5).all()
-    drift = first[K["drift"]]
-    assert drift["dataset_drift"] is False and drift["prediction_drift"] is False, drift["drifted_columns"]
     summary = json.loads(project.lake.read_bytes(keys.drift_report_key(REVIEWS, hour, "json")))
     embedding = [c for c in summary["columns"] if c["column"] == "embedding"]
     assert len(embedding) == 1 and not any(c["column"].startswith("emb_") for c in summary["columns"])
 
 
+def test_ordinary_hours_are_seldom_flagged(project):
+    """The 24 sample hours come from the labelled set's distribution. A report runs three
+    5% tests (embedding, text length, predicted sentiment) and any one flags it, so about
+    14% of ordinary hours are flagged by chance (measured here: 4 of 24). A reference
+    that is not what arrives reads far more: the holdout without its repeated texts
+    flagged 6 of 24 (text length K-S p 0.001 over the day)."""
+    flagged = []
+    for h in range(24):
+        hour = f"2026-11-24-{h:02d}:00"
+        drift = project.score(hour)[K["drift"]]
+        if drift["dataset_drift"] or drift["prediction_drift"]:
+            flagged.append(hour)
+    assert len(flagged) <= 5, flagged
+
+
 def test_a_topic_shift_is_flagged_by_the_drift_report_and_requests_one_retrain(project):
-    quiet = project.tick()
-    assert quiet.run_requests == []
     produced = subprocess.run(
         [SMARTSTREAM, "produce", "reviews", "--hours", "1", "--drift", "topic=laptops", "--seed", "3"],
         env=project.env(), capture_output=True, text=True, timeout=120,

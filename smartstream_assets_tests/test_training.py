@@ -143,6 +143,9 @@ def test_the_holdout_is_scored_on_its_unique_rows(with_copies):
     whole = with_copies.merge(c.holdout[ROW], on=ROW)
     assert len(whole) == len(c.holdout) + c.holdout_duplicates_dropped and c.holdout_duplicates_dropped > 0
     assert len(c.train) + len(whole) == len(with_copies)
+    # the rows as drawn (a drift reference: what arrives) keep those copies
+    assert len(c.holdout_drawn) == len(whole) and c.arrival_sample is c.holdout_drawn
+    assert c.holdout_drawn.duplicated(subset=ROW).sum() == c.holdout_duplicates_dropped
     # what is reported is exactly the metrics of those unique rows, and the probabilities line up with them
     proba = c.pipeline.predict_proba(c.holdout[D.features])[:, 1]
     np.testing.assert_allclose(c.holdout_raw, proba)

@@ -25,6 +25,7 @@ from ..ml.tasks import (  # noqa: F401 (re-exported: a domain module imports all
     RandomSplit,
     Regression,
     Task,
+    TextScores,
     TimeSplit,
 )
 
@@ -251,6 +252,9 @@ class Domain:
         anchor = getattr(self.task, "anchor", None)
         if anchor and anchor not in self.numeric:
             raise ValueError(f"domain {self.name}: the task's anchor {anchor!r} must be one of its numeric features")
+        clash = [c for c in self.task.text_columns if c in self.numeric or c in self.categorical]
+        if clash:
+            raise ValueError(f"domain {self.name}: text column {', '.join(clash)} is also a numeric or categorical feature")
         if self.text_input is not None and self.text_input.inputs is None:
             raise ValueError(f"domain {self.name}: text_input needs its inputs function (texts, vectors -> input columns)")
         if self.monitoring is not None and self.task.kind != "regression":
@@ -324,7 +328,8 @@ class Domain:
 
     @property
     def features(self) -> list[str]:
-        return list(self.categorical) + list(self.numeric)
+        """The model's input columns: categorical, numeric, then any raw text the task reads."""
+        return list(self.categorical) + list(self.numeric) + self.task.text_columns
 
     def scoring_rows(self, frame):
         """The rows batch scoring scores (and the drift baseline is made of)."""

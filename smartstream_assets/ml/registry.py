@@ -135,7 +135,9 @@ class Registry:
             for name, png in plots.items():
                 self.log_bytes(run.info.run_id, png, f"plots/{name}.png")
             self.log_frame(run.info.run_id, candidate.holdout, "data/holdout.parquet")
-            pool = candidate.holdout if domain.reference_from_holdout else candidate.train
+            # held out: the rows as they arrive, copies included (the unique holdout would under-weigh
+            # a text that recurs, e.g. "A real gem.", and read as drift on every ordinary hour)
+            pool = candidate.arrival_sample if domain.reference_from_holdout else candidate.train
             pool = pool if domain.reference_window is None else domain.reference_window(pool)
             self.log_frame(run.info.run_id, pool.sample(min(len(pool), domain.reference_rows), random_state=0), "data/train_sample.parquet")
             if domain.text_input is not None:  # one pyfunc that answers raw text, its encoder inside

@@ -52,7 +52,10 @@ class TextModel(mlflow.pyfunc.PythonModel):
         if bad:
             raise TextInputError(f"{self.text_column} must be text: rows {bad[:10]} are not strings")
         vectors = encode(texts.tolist(), encoder=load_encoder(self._encoder_path)) if len(texts) else np.zeros((0, 384), np.float32)
-        raw = np.asarray(getattr(self.pipeline, self.method)(self.inputs(texts.tolist(), vectors)[self.features]), dtype=np.float64)
+        inputs = self.inputs(texts.tolist(), vectors)
+        if self.text_column in self.features:  # the pipeline also reads the raw text (tasks.TextScores)
+            inputs[self.text_column] = texts.to_numpy()
+        raw = np.asarray(getattr(self.pipeline, self.method)(inputs[self.features]), dtype=np.float64)
         out = pd.DataFrame(raw.reshape(len(frame), -1), columns=self.prediction_columns)
         if self.id_column in frame.columns:
             out.insert(0, self.id_column, frame[self.id_column].to_numpy())

@@ -154,6 +154,14 @@ class Candidate:
     baselines: dict[str, dict[str, float]] = field(default_factory=dict)
     # where the holdout sits: {"split": "random"} or the time windows of a TimeSplit
     window: dict = field(default_factory=dict)
+    # the holdout rows as drawn, copies included: the mix that arrives (a drift reference;
+    # ``holdout`` weighs each distinct row once). None: no copy was dropped, ``holdout`` is it
+    holdout_drawn: pd.DataFrame | None = None
+
+    @property
+    def arrival_sample(self) -> pd.DataFrame:
+        """Held-out rows in the proportions the data has them (copies included)."""
+        return self.holdout if self.holdout_drawn is None else self.holdout_drawn
 
     @property
     def objective(self) -> str:
@@ -228,7 +236,7 @@ def train_model(
     from .tasks import MAX, TimeSplit
 
     data = task.labelled(frame)
-    features = list(categorical) + list(numeric)
+    features = list(categorical) + list(numeric) + task.text_columns
     y = task.y(data)
     if isinstance(task.split, TimeSplit):
         plan = time_split(data, task.split)
@@ -301,7 +309,7 @@ def train_model(
     holdout = data.iloc[plan.holdout]
     unique_holdout = holdout.iloc[first_of_each_group(np.arange(len(holdout)), groups[plan.holdout])]
     dropped = len(holdout) - len(unique_holdout)
-    holdout = unique_holdout
+    drawn, holdout = holdout, unique_holdout
     raw = task.predict(pipeline, holdout[features])
     y_holdout = task.y(holdout)
     extra = [c for c in [*task.extra_columns, *keep_columns] if c in data.columns]
@@ -323,6 +331,7 @@ def train_model(
         duplicates_grouped=int(len(groups) - np.unique(groups).size),
         baselines=measure_baselines(task, fit_rows, y[plan.fit], holdout, y_holdout, numeric, categorical, settings),
         window=plan.window,
+        holdout_drawn=drawn[columns].reset_index(drop=True) if dropped else None,
     )
 
 
@@ -515,7 +524,7 @@ def make_pipeline(name: str, params: dict, numeric, categorical, seed: int = 42,
 
     task = task or BinaryClassification(target="label")
     model = task.estimator(name, params, seed, n_jobs)
-    preprocess = build_preprocessor(list(numeric), list(categorical), task.embeddings, seed)
+    preprocess = build_preprocessor(list(numeric), list(categorical), task.embeddings, seed, task.text_scores, task.targets)
     return task.wrap(Pipeline([("preprocess", preprocess), ("model", model)]))
 
 

@@ -160,3 +160,15 @@ def test_the_makefile_names_employees_only_as_the_default_model_to_serve():
     assert "employee" not in serve.lower()
     assert "models:/$(MODEL)@champion" in serve
     assert re.search(rf"^MODEL \?= {re.escape(ATTRITION.registered_model)}$", makefile, re.M)
+
+
+def test_a_false_alarm_rate_needs_a_p_value_reference():
+    import dataclasses
+
+    from smartstream_assets.domains.reviews import REVIEWS
+
+    assert REVIEWS.drift_false_alarm_rate == 0.05 and REVIEWS.reference_rows <= 1000
+    with pytest.raises(ValueError, match="reference_rows <= 1000"):
+        dataclasses.replace(REVIEWS, reference_rows=5000)
+    with pytest.raises(ValueError, match=r"drift_false_alarm_rate must be in \(0, 1\)"):
+        dataclasses.replace(REVIEWS, drift_false_alarm_rate=0.0)

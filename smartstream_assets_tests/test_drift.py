@@ -407,3 +407,52 @@ def test_bad_embedding_groups_are_errors(embedding_reports):
         drift_report(reference, hour, numerical=[], categorical=[], embeddings={"a": columns[:10], "b": columns[5:20]})
     with pytest.raises(ValueError, match="unknown embedding drift method"):
         drift_report(reference, hour, numerical=[], categorical=[], embeddings={GROUP: columns}, embedding_method="cosine")
+
+
+def test_a_false_alarm_rate_splits_its_level_over_the_signals(topics):
+    from smartstream_assets.ml.embeddings import EMBEDDING_COLUMNS
+
+    first, second = topics
+    reference = reviews(30, 600, first).assign(prediction=np.random.default_rng(31).normal(size=600))
+    groups = {GROUP: list(EMBEDDING_COLUMNS)}
+
+    def report(current, rate):
+        return drift_report(reference, current, numerical=["n_words"], categorical=[], embeddings=groups,
+                            prediction_columns=["prediction"], false_alarm_rate=rate)[0]  # fmt: skip
+
+    hour = reviews(32, 30, first).assign(prediction=np.random.default_rng(33).normal(size=30))
+    plain, bounded = report(hour, None), report(hour, 0.06)
+    # three signals (text length, the embedding, the prediction): each tested at 2%
+    assert bounded.test_level == pytest.approx(0.02) and bounded.false_alarm_rate == 0.06
+    assert plain.test_level is None and plain.columns[0].threshold == 0.05
+    for column in (*bounded.columns[:1], *bounded.predictions):
+        assert column.threshold == pytest.approx(0.02) and column.drifted == (column.statistic <= 0.02)
+    # the embedding's bootstrap quantile moves from 95% to 98%: a higher bar
+    assert bounded.columns[1].threshold > plain.columns[1].threshold
+    assert bounded.to_json()["test_level"] == pytest.approx(0.02)
+    # a real shift still crosses it
+    shifted = reviews(34, 30, second).assign(prediction=np.random.default_rng(35).normal(size=30))
+    assert report(shifted, 0.06).columns[1].drifted is True
+
+
+def test_a_p_value_between_the_level_and_5_percent_flags_only_without_the_rate():
+    rng = np.random.default_rng(40)
+    reference = pd.DataFrame({"x": rng.normal(size=800), "y": rng.normal(size=800)})
+    # shifted just enough for a K-S p-value in (0.05 / 2, 0.05): searched over seeds, deterministic
+    for seed in range(200):
+        current = pd.DataFrame({"x": np.random.default_rng(seed).normal(0.35, 1, 40), "y": np.random.default_rng(seed + 1000).normal(size=40)})
+        p = ks_2samp(reference["x"], current["x"]).pvalue
+        if 0.03 < p < 0.045:
+            break
+    else:
+        pytest.fail("no seed gave a K-S p-value between 0.03 and 0.045")
+    plain = drift_report(reference, current, numerical=["x", "y"], categorical=[])[0]
+    bounded = drift_report(reference, current, numerical=["x", "y"], categorical=[], false_alarm_rate=0.05)[0]
+    assert plain.columns[0].drifted is True and bounded.columns[0].drifted is False
+
+
+def test_a_false_alarm_rate_is_refused_where_it_cannot_hold(reference):
+    with pytest.raises(ValueError, match="at most 1000 rows"):
+        drift_report(reference, reference.head(100), numerical=["Age"], categorical=[], false_alarm_rate=0.05)
+    with pytest.raises(ValueError, match=r"false_alarm_rate must be in \(0, 1\)"):
+        drift_report(reference.head(500), reference.head(100), numerical=["Age"], categorical=[], false_alarm_rate=1.5)

@@ -222,6 +222,7 @@ def drift_asset(domain: Domain, keys: dict) -> dg.AssetsDefinition:
             summary, html = drift_report(
                 baseline, current, numerical=domain.drift_numeric, categorical=domain.drift_categorical,
                 prediction_columns=compared, drift_share=domain.drift_share_threshold,
+                false_alarm_rate=domain.drift_false_alarm_rate,
                 **({"embeddings": domain.drift_embeddings} if domain.drift_embeddings else {}),
             )  # fmt: skip
             html_key, json_key = drift_report_key(domain, partition, "html"), drift_report_key(domain, partition, "json")
@@ -249,6 +250,8 @@ def drift_asset(domain: Domain, keys: dict) -> dg.AssetsDefinition:
                     "prediction_drift": bool(summary.prediction_drift),
                     "prediction_drift_statistic": dg.MetadataValue.float(summary.prediction.statistic) if summary.prediction else 0.0,
                     "drift_share_threshold": domain.drift_share_threshold,
+                    # each signal's test level, when the domain bounds the false-alarm rate
+                    **({"false_alarm_rate": summary.false_alarm_rate, "test_level": summary.test_level} if summary.test_level is not None else {}),
                     "run_date": partition,
                     # the version that scored the partition, whose reference it was compared with
                     "model_version": version.version,

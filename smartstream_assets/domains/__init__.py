@@ -192,6 +192,10 @@ class Domain:
     fairness: FairnessThresholds = field(default_factory=FairnessThresholds)
     requires_approval: bool = True  # replacing a champion waits for a person
     drift_share_threshold: float = 0.3  # feature drift share that triggers retraining
+    # the chance that an ordinary scoring window is flagged (features or predictions): each
+    # signal tested at this rate / the number of signals (``drift.drift_report``); None:
+    # every signal at Evidently's own level (K-S 5%, or its distance thresholds)
+    drift_false_alarm_rate: float | None = None
     retrain_cooldown_hours: float = 24.0
     reference_rows: int = 5000  # drift baseline stored with a promoted version
     positive_label: str = "1"  # what the positive class means, for reports
@@ -262,6 +266,11 @@ class Domain:
         odd = [c for c in (self.drift_prediction_columns or ()) if c not in self.task.prediction_columns]
         if odd or self.drift_prediction_columns == ():
             raise ValueError(f"domain {self.name}: drift_prediction_columns must be some of {', '.join(self.task.prediction_columns)} (got {', '.join(odd) or 'none'})")
+        if self.drift_false_alarm_rate is not None and not (0 < self.drift_false_alarm_rate < 1 and self.reference_rows <= 1000):
+            raise ValueError(
+                f"domain {self.name}: drift_false_alarm_rate must be in (0, 1) with reference_rows <= 1000 "
+                f"(p-value tests; got {self.drift_false_alarm_rate!r}, {self.reference_rows} rows)"
+            )
         unknown = [c for c in (self.drift_features or ()) if c not in self.features]
         if unknown or self.drift_features == ():
             raise ValueError(f"domain {self.name}: drift_features must be some of its features (got {', '.join(unknown) or 'none'})")

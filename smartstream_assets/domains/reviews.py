@@ -75,6 +75,9 @@ REVIEWS = Domain(
     # dimensions) and the text length in words, and the predicted sentiment: either
     # signal drifting is dataset drift (share 0.5)
     drift_share_threshold=0.5,
+    # any of the three signals flags the hour: each is tested at 5% / 3, so an ordinary
+    # hour is flagged at most 5% of the time (three 5% tests flagged 4 of the sample's 24)
+    drift_false_alarm_rate=0.05,
     retrain_cooldown_hours=6.0,
     # at most 1000 reference rows: Evidently then decides with tests that weigh the hour's
     # own size (K-S p-values) instead of distances (Wasserstein) that a 30-review hour

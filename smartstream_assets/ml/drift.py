@@ -44,6 +44,8 @@ import pandas as pd
 
 # The fixed tests that give every column a p-value, whatever the sample size.
 P_VALUE_TEST = {"numerical": "ks", "categorical": "chi2_two_sample"}
+# Evidently's default methods are p-value tests up to this many reference rows (distances above)
+P_VALUE_REFERENCE_ROWS = 1000
 
 # What a drift method's value is: "p_value" (small = drift) or "distance" (large =
 # drift; PSI and KL divergence count as distances here). Evidently (0.7.23) has no
@@ -159,6 +161,9 @@ class DriftSummary:
     n_reference: int
     n_current: int
     drift_share_threshold: float = 0.5
+    # with ``drift_report(false_alarm_rate=)``: that rate and the level of each signal's test
+    false_alarm_rate: float | None = None
+    test_level: float | None = None
     # Evidently's snapshot.dict()["metrics"] (ids, configs, values: a few KB), for the JSON report.
     evidently_metrics: list[dict] = field(default_factory=list, repr=False, compare=False)
 
@@ -185,6 +190,8 @@ class DriftSummary:
                 "prediction_drift": self.prediction_drift,
                 "n_reference": self.n_reference,
                 "n_current": self.n_current,
+                "false_alarm_rate": self.false_alarm_rate,
+                "test_level": self.test_level,
                 "evidently": {"metrics": self.evidently_metrics},
             }
         )
@@ -201,6 +208,7 @@ def drift_report(
     prediction_columns: list[str] | tuple[str, ...] = (),
     embeddings: dict[str, list[str]] | None = None,
     embedding_method: str = EMBEDDING_METHOD,
+    false_alarm_rate: float | None = None,
 ) -> tuple[DriftSummary, str]:
     """Compare ``current`` with ``reference`` on the given columns.
 
@@ -208,6 +216,17 @@ def drift_report(
     list(EMBEDDING_COLUMNS)}``): each group is tested as one signal with Evidently's
     ``EmbeddingsDrift`` and ``embedding_method`` (a key of ``EMBEDDING_DRIFT``), and
     is one entry of ``summary.columns`` and one feature column of the drift share.
+
+    ``false_alarm_rate``: the chance that a report on a sample from the reference's own
+    distribution flags anything (a feature or a prediction), when any one signal
+    drifting flags it (``drift_share`` at most 1 / the feature signals). Each of the k
+    signals (feature columns, embedding groups, prediction columns) is then tested at
+    level ``false_alarm_rate / k`` (Bonferroni: the k tests together stay within the
+    rate): the p-value tests' threshold, and the embedding bootstrap's quantile
+    ``1 - level``. Three 5% tests alone flag about 14% of ordinary samples. The
+    level needs p-value tests for the columns: a reference of at most 1000 rows (above
+    it Evidently decides them by distances, which have no level); a larger one is
+    refused unless the embedding groups are all there is.
 
     Returns the summary and Evidently's report as a standalone HTML document.
     The dataset has drifted when the share of drifted feature columns is at least
@@ -235,6 +254,16 @@ def drift_report(
         kinds[column] = "numerical" if numeric else "categorical"
     embedded = _check_embeddings(groups, kinds, embedding_method)
     _check_inputs(reference, current, list(kinds) + embedded)
+    level = None
+    if false_alarm_rate is not None:
+        if not 0 < false_alarm_rate < 1:
+            raise ValueError(f"false_alarm_rate must be in (0, 1) (got {false_alarm_rate!r})")
+        if kinds and len(reference) > P_VALUE_REFERENCE_ROWS:  # (an embedding's bootstrap has a level at any size)
+            raise ValueError(
+                f"a false-alarm rate needs p-value tests, which Evidently runs on a reference of at most "
+                f"{P_VALUE_REFERENCE_ROWS} rows (got {len(reference)}): sample the reference down"
+            )
+        level = false_alarm_rate / (len(kinds) + len(groups))
 
     columns = list(kinds)
     # Every kind of column given, so Evidently infers none: the embedding columns are
@@ -247,11 +276,12 @@ def drift_report(
     )  # fmt: skip
     # The preset makes exactly these (no method, no threshold) for the features, so
     # their ids find its results; the prediction's is added to the report below.
-    default = {c: ValueDrift(column=c) for c in columns}
+    # (with a level: its threshold, which the preset then gives its columns too)
+    default = {c: ValueDrift(column=c, threshold=level) for c in columns}
     with_p = {c: ValueDrift(column=c, method=P_VALUE_TEST[kinds[c]]) for c in columns}
-    metrics = [DataDriftPreset(columns=features, drift_share=drift_share)] if features else []
+    metrics = [DataDriftPreset(columns=features, drift_share=drift_share, threshold=level)] if features else []
     metrics += [*with_p.values(), *(default[c] for c in predicted)]
-    embedding_metrics = {name: _embeddings_drift(name, embedding_method) for name in groups}
+    embedding_metrics = {name: _embeddings_drift(name, embedding_method, level) for name in groups}
     metrics += embedding_metrics.values()
     # Only the compared columns go in: Evidently copies what it is given per column.
     with _embedding_run(bool(groups)):
@@ -319,6 +349,10 @@ def drift_report(
     feature_drift = [column_drift(c) for c in features] + [embedding_drift(g) for g in groups]
     share = sum(c.drifted for c in feature_drift) / len(feature_drift)
     prediction_drift = [column_drift(c) for c in predicted]
+    if level is not None:
+        by_distance = [c.column for c in feature_drift + prediction_drift if c.kind != "embedding" and c.value_kind != "p_value"]
+        if by_distance:  # the row rule above should make this impossible: a level on a distance would be meaningless
+            raise RuntimeError(f"Evidently decided {', '.join(by_distance)} by a distance: a false-alarm rate cannot apply")
     summary = DriftSummary(
         drift_share=share,
         dataset_drift=share >= drift_share,
@@ -328,6 +362,8 @@ def drift_report(
         n_reference=len(reference),
         n_current=len(current),
         drift_share_threshold=drift_share,
+        false_alarm_rate=false_alarm_rate,
+        test_level=level,
         evidently_metrics=result["metrics"],
     )
     # get_html_str, not save_html: in 0.7.23 save_html silently writes nothing when
@@ -401,13 +437,17 @@ def _check_embeddings(groups: dict[str, list[str]], kinds: dict[str, str], metho
     return columns
 
 
-def _embeddings_drift(name: str, method: str):
-    """Evidently's EmbeddingsDrift of group ``name`` with ``EMBEDDING_DRIFT[method]``."""
+def _embeddings_drift(name: str, method: str, level: float | None = None):
+    """Evidently's EmbeddingsDrift of group ``name`` with ``EMBEDDING_DRIFT[method]``;
+    with a ``level``, a bootstrap method flags above its ``1 - level`` quantile."""
     from evidently.metrics import EmbeddingsDrift
     from evidently.metrics.embeddings import DistanceDriftMethod, MMDDriftMethod, ModelDriftMethod, RatioDriftMethod
 
     cls = {"model": ModelDriftMethod, "distance": DistanceDriftMethod, "mmd": MMDDriftMethod, "ratio": RatioDriftMethod}[method]
-    return EmbeddingsDrift(embeddings_name=name, drift_method=cls(**EMBEDDING_DRIFT[method]))
+    params = dict(EMBEDDING_DRIFT[method])
+    if level is not None and params.get("bootstrap"):
+        params["quantile_probability"] = 1 - level
+    return EmbeddingsDrift(embeddings_name=name, drift_method=cls(**params))
 
 
 def _embedding_threshold(method, reference: pd.DataFrame, n_current: int) -> float:

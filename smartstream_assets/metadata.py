@@ -130,6 +130,8 @@ def drift_markdown(summary) -> str:
 
     for c in items:
         name = f"{c.column} (prediction)" if c is summary.prediction else c.column
+        if getattr(c, "reference", "champion") != "champion":
+            name += f" (vs {c.reference})"
         kind = "p-value (drift when below)" if c.value_kind == "p_value" else "distance (drift when at or above)"
         value = number(c.statistic, c.value_kind == "p_value")
         chi2 = number(c.chi2_two_sample_p, True) if c.kind == "categorical" else ""

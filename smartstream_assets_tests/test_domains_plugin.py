@@ -172,3 +172,16 @@ def test_a_false_alarm_rate_needs_a_p_value_reference():
         dataclasses.replace(REVIEWS, reference_rows=5000)
     with pytest.raises(ValueError, match=r"drift_false_alarm_rate must be in \(0, 1\)"):
         dataclasses.replace(REVIEWS, drift_false_alarm_rate=0.0)
+
+
+def test_recent_mix_columns_are_checked():
+    import dataclasses
+
+    from smartstream_assets.domains import RecentMix
+    from smartstream_assets.domains.reviews import REVIEWS
+
+    assert REVIEWS.drift_recent == RecentMix(("product",), partitions=24, min_rows=200)
+    with pytest.raises(ValueError, match="RecentMix needs columns"):
+        RecentMix(())
+    with pytest.raises(ValueError, match="drift_recent columns must not be model features"):
+        dataclasses.replace(REVIEWS, drift_recent=RecentMix(("n_words",)))

@@ -456,3 +456,24 @@ def test_a_false_alarm_rate_is_refused_where_it_cannot_hold(reference):
         drift_report(reference, reference.head(100), numerical=["Age"], categorical=[], false_alarm_rate=0.05)
     with pytest.raises(ValueError, match=r"false_alarm_rate must be in \(0, 1\)"):
         drift_report(reference.head(500), reference.head(100), numerical=["Age"], categorical=[], false_alarm_rate=1.5)
+
+
+def test_columns_judged_against_another_reference_join_the_share_and_split_the_rate():
+    rng = np.random.default_rng(50)
+    reference = pd.DataFrame({"x": rng.normal(size=500), "product": rng.choice(["a", "b"], 500, p=[0.7, 0.3])})
+    current = pd.DataFrame({"x": rng.normal(size=40), "product": ["b"] * 40})
+    main, _ = drift_report(reference, current, numerical=["x"], categorical=[], false_alarm_rate=0.05, other_signals=1)
+    assert main.test_level == pytest.approx(0.025) and main.dataset_drift is False
+    mix, _ = drift_report(reference, current, numerical=[], categorical=["product"], false_alarm_rate=0.05, other_signals=1)
+    assert mix.test_level == pytest.approx(0.025) and mix.columns[0].drifted is True
+    from dataclasses import replace
+
+    merged = main.with_columns([replace(c, reference="previous 24 scored partition(s)") for c in mix.columns])
+    assert [c.column for c in merged.columns] == ["x", "product"]
+    assert merged.drift_share == 0.5 and merged.dataset_drift is (0.5 >= merged.drift_share_threshold)
+    assert merged.to_json()["columns"][1]["reference"] == "previous 24 scored partition(s)"
+    assert main.columns[0].reference == "champion"
+
+    from smartstream_assets.metadata import drift_markdown
+
+    assert "| product (vs previous 24 scored partition(s)) | yes |" in drift_markdown(merged)

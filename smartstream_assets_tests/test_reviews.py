@@ -162,19 +162,33 @@ def test_an_hour_is_scored_and_each_text_embedded_once_across_reruns(project):
 
 def test_ordinary_hours_are_seldom_flagged(project):
     """The 24 sample hours come from the labelled set's distribution. A report runs three
-    tests (embedding, text length, predicted sentiment) and any one flags the hour; the
-    domain bounds that at 5% (each test at 5% / 3): 1 of the 24 is flagged. Three plain 5%
-    tests flagged 4; a reference that is not what arrives (the holdout without its
-    repeated texts) flagged 6 (text length K-S p 0.001 over the day)."""
-    flagged, levels = [], set()
+    tests against the champion's reference (embedding, text length, predicted sentiment)
+    and, once the previous hours hold 200 reviews, a fourth: the product mix against
+    them; any one flags the hour. The domain bounds that at 5% (each test at 5% / the
+    number of tests). Three plain 5% tests flagged 4 of the 24; a reference that is not
+    what arrives (the holdout without its repeated texts) flagged 6 (text length K-S p
+    0.001 over the day)."""
+    flagged, levels, recent = [], {}, {}
     for h in range(24):
         hour = f"2026-11-24-{h:02d}:00"
         drift = project.score(hour)[K["drift"]]
-        levels.add(drift["test_level"])
+        levels[hour], recent[hour] = drift["test_level"], drift["recent_reference"]
         if drift["dataset_drift"] or drift["prediction_drift"]:
             flagged.append(hour)
-    assert levels and all(level == pytest.approx(0.05 / 3) for level in levels)
+    # the first hours: too few earlier reviews for the product mix, three tests
+    assert recent["2026-11-24-00:00"].startswith("previous 0 scored partition(s), 0 rows: fewer than 200")
+    assert levels["2026-11-24-00:00"] == pytest.approx(0.05 / 3)
+    # the last: the 23 hours before it (the day's first hours were scored first), four tests
+    assert recent["2026-11-24-23:00"].startswith("previous 23 scored partition(s)")
+    assert levels["2026-11-24-23:00"] == pytest.approx(0.05 / 4)
     assert len(flagged) <= 2, flagged
+    summary = json.loads(project.lake.read_bytes(keys.drift_report_key(REVIEWS, "2026-11-24-23:00", "json")))
+    [product] = [c for c in summary["columns"] if c["column"] == "product"]
+    # two products: Evidently's two-proportion Z-test (chi-square with more), a p-value; the
+    # two-sample chi-square's p beside it
+    assert product["reference"].startswith("previous 23") and product["statistic_method"] == "Z-test p_value"
+    assert product["value_kind"] == "p_value" and product["chi2_two_sample_p"] is not None
+    assert project.lake.exists(keys.drift_report_key(REVIEWS, "2026-11-24-23:00", "recent.html"))
 
 
 def test_a_topic_shift_is_flagged_by_the_drift_report_and_requests_one_retrain(project):
@@ -193,6 +207,24 @@ def test_a_topic_shift_is_flagged_by_the_drift_report_and_requests_one_retrain(p
     assert len(request.run_requests) == 1
     again = project.tick(cursor=request.cursor)
     assert again.run_requests == []
+
+
+def test_a_product_mix_shift_is_judged_against_the_previous_hours(project):
+    produced = subprocess.run(
+        [SMARTSTREAM, "produce", "reviews", "--hours", "1", "--drift", "topic=delivery", "--seed", "4"],
+        env=project.env(), capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert produced.returncode == 0, produced.stderr
+    project.ingest()
+    hour = latest_hour(project.lake)
+    drift = project.score(hour)[K["drift"]]
+    predicted = project.lake.read_parquet(keys.predictions_key(REVIEWS, hour)).to_pandas()
+    assert set(predicted["product"]) == {"delivery"}  # the product travels with the predictions
+    summary = json.loads(project.lake.read_bytes(keys.drift_report_key(REVIEWS, hour, "json")))
+    [product] = [c for c in summary["columns"] if c["column"] == "product"]
+    assert product["drifted"] is True and product["statistic"] < summary["test_level"]
+    assert product["reference"].startswith("previous 24 scored partition(s)")
+    assert drift["dataset_drift"] is True and "product (vs previous 24" in drift["drifted_columns"]
 
 
 def test_a_file_with_other_columns_is_quarantined_whole(project):

@@ -2,7 +2,9 @@
 predictions partitioned by the domain's cadence, and the drift report of each
 partition. Frames flow through the lake IO manager (``io.py``)."""
 
+import dataclasses
 import json
+from dataclasses import dataclass
 
 import dagster as dg
 import numpy as np
@@ -138,7 +140,9 @@ def predictions_asset(domain: Domain, keys: dict) -> dg.AssetsDefinition:
                 context.log.warning(line)
             scored = scoring.score_batch(pipeline, frame, id_column=domain.id_column, features=needs, task=domain.task)
             # the scored feature rows travel with their scores: drift reads exactly what was scored
-            scored = frame[[domain.id_column, *domain.features]].reset_index(drop=True).join(scored.drop(columns=[domain.id_column]))
+            # (and the columns the drift report judges against recent partitions: Domain.drift_recent)
+            carried = [c for c in (domain.drift_recent.columns if domain.drift_recent else ()) if c in frame.columns]
+            scored = frame[[domain.id_column, *domain.features, *carried]].reset_index(drop=True).join(scored.drop(columns=[domain.id_column]))
             scored.insert(0, "run_date", window.start.date())
             scored["model_version"] = champion.version
             if flags is not None:
@@ -192,8 +196,12 @@ def drift_asset(domain: Domain, keys: dict) -> dg.AssetsDefinition:
             f"{'' if domain.drift_features is None else ' (' + ', '.join(domain.drift_numeric + domain.drift_categorical + [f'the {g} ({len(c)} dimensions as one signal)' for g, c in domain.drift_embeddings.items()]) + ')'}, "
             f"and drift of its predictions ({', '.join(domain.drift_predictions)}"
             f"{', as the change from ' + domain.task.anchor if getattr(domain.task, 'anchor', None) else ''}) "
-            "against that version's reference predictions. "
-            "HTML + JSON in the lake's reports/."
+            "against that version's reference predictions"
+            + (f"; {', '.join(domain.drift_recent.columns)} (not in the training set) against the previous "
+               f"{domain.drift_recent.partitions} scored partitions" if domain.drift_recent else "")
+            + (f"; at most {domain.drift_false_alarm_rate:g} of ordinary partitions flagged (each test at that / the number of tests)"
+               if domain.drift_false_alarm_rate else "")
+            + ". HTML + JSON in the lake's reports/."
         ),
     )
     def drift(
@@ -205,6 +213,7 @@ def drift_asset(domain: Domain, keys: dict) -> dg.AssetsDefinition:
         store = lake.get()
         registry = mlflow.registry()
         predicted = list(domain.drift_predictions)
+        partitions = domain.scoring_cadence.partitions_def()
         for partition in context.partition_keys:
             scored = predictions[partition]  # the rows that partition scored, with their versions
             versions = sorted(scored["model_version"].astype(str).unique())
@@ -219,13 +228,27 @@ def drift_asset(domain: Domain, keys: dict) -> dg.AssetsDefinition:
                 raise dg.Failure(str(exc)) from None
             baseline = reference[domain.features].assign(**{c: reference_predictions[c].to_numpy() for c in predicted})
             current, baseline, compared = drift_frames(domain, scored, baseline)
+            recent = recent_reference(store, domain, partitions, partition, scored) if domain.drift_recent else None
+            signals = len(domain.drift_numeric) + len(domain.drift_categorical) + len(domain.drift_embeddings) + len(compared)
             summary, html = drift_report(
                 baseline, current, numerical=domain.drift_numeric, categorical=domain.drift_categorical,
                 prediction_columns=compared, drift_share=domain.drift_share_threshold,
-                false_alarm_rate=domain.drift_false_alarm_rate,
+                false_alarm_rate=domain.drift_false_alarm_rate, other_signals=len(recent.columns) if recent and recent.frame is not None else 0,
                 **({"embeddings": domain.drift_embeddings} if domain.drift_embeddings else {}),
             )  # fmt: skip
             html_key, json_key = drift_report_key(domain, partition, "html"), drift_report_key(domain, partition, "json")
+            recent_meta = {}
+            if recent is not None and recent.frame is not None:
+                mix, mix_html = drift_report(
+                    recent.frame, scored[list(recent.columns)], numerical=[], categorical=list(recent.columns),
+                    drift_share=1.0, false_alarm_rate=domain.drift_false_alarm_rate, other_signals=signals,
+                )  # fmt: skip
+                summary = summary.with_columns([dataclasses.replace(c, reference=recent.label) for c in mix.columns])
+                mix_key = drift_report_key(domain, partition, "recent.html")
+                store.write_bytes(mix_key, mix_html.encode("utf-8"))
+                recent_meta = {"recent_report_html": dg.MetadataValue.url(store.browser_url(mix_key))}
+            if recent is not None:
+                recent_meta |= {"recent_reference": recent.label}
             store.write_bytes(html_key, html.encode("utf-8"))
             store.write_bytes(json_key, json.dumps(summary.to_json(), indent=2, default=str).encode())
             drifted = summary.drifted_columns()
@@ -261,12 +284,50 @@ def drift_asset(domain: Domain, keys: dict) -> dg.AssetsDefinition:
                     "report_html": dg.MetadataValue.url(store.browser_url(html_key)),
                     "report_html_path": dg.MetadataValue.path(store.describe(html_key)),
                     "report_json": dg.MetadataValue.path(store.describe(json_key)),
+                    **recent_meta,
                 },
                 partition_key=partition,
             )
         return dg.MaterializeResult()
 
     return drift
+
+
+@dataclass(frozen=True)
+class RecentReference:
+    """The rows of the partitions scored before one (``Domain.drift_recent``): ``frame``
+    None when they hold fewer than ``min_rows`` (the columns are then not judged yet)."""
+
+    columns: tuple[str, ...]
+    frame: pd.DataFrame | None
+    label: str
+
+
+def recent_reference(store: Lake, domain: Domain, partitions, partition: str, scored: pd.DataFrame) -> RecentReference:
+    """The ``drift_recent`` columns of the previous ``partitions`` scored partitions before
+    ``partition`` (those in the lake), at most 1,000 rows drawn at random (seed 0)."""
+    spec = domain.drift_recent
+    columns = tuple(c for c in spec.columns if c in scored.columns)
+    missing = [c for c in spec.columns if c not in scored.columns]
+    if missing:
+        raise dg.Failure(f"{domain.name}: the scored rows of {partition} lack {', '.join(missing)}, which the drift report compares with recent partitions")
+    keys = partitions.get_partition_keys()
+    before = keys[max(0, keys.index(partition) - spec.partitions) : keys.index(partition)] if partition in keys else []
+    frames = []
+    for key in before:
+        path = predictions_key(domain, key)
+        if store.exists(path):
+            table = store.read_parquet(path)
+            if all(c in table.column_names for c in columns):
+                frames.append(table.select(list(columns)).to_pandas())
+    rows = sum(len(f) for f in frames)
+    label = f"previous {len(frames)} scored partition(s), {rows} rows"
+    if rows < spec.min_rows:
+        return RecentReference(columns, None, f"{label}: fewer than {spec.min_rows}, not compared yet")
+    frame = pd.concat(frames, ignore_index=True)
+    if len(frame) > 1000:
+        frame = frame.sample(1000, random_state=0).reset_index(drop=True)
+    return RecentReference(columns, frame, label)
 
 
 def drift_frames(domain: Domain, scored: pd.DataFrame, baseline: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame, list[str]]:

@@ -115,6 +115,24 @@ class TextInput:
 
 
 @dataclass(frozen=True)
+class RecentMix:
+    """Columns of the scoring rows that the training set lacks (reviews: the product line
+    of a review), so the champion's reference cannot judge them: each scoring partition's
+    drift report compares them with the rows of the previous ``partitions`` partitions
+    already scored (at most 1,000 of them, drawn at random: p-value tests), once those
+    hold ``min_rows``. They are feature signals like the others (drift share, the
+    false-alarm rate's split) and travel with the predictions (``predictions/``)."""
+
+    columns: tuple[str, ...]
+    partitions: int = 24
+    min_rows: int = 200
+
+    def __post_init__(self):
+        if not self.columns or self.partitions < 1 or self.min_rows < 1:
+            raise ValueError(f"RecentMix needs columns, partitions >= 1 and min_rows >= 1 (got {self!r})")
+
+
+@dataclass(frozen=True)
 class Cadence:
     """A domain's scoring partitions: one per ``every`` (hour, day, week, month) from
     ``start``; the schedule (``build_schedule_from_partitioned_job``) scores a partition
@@ -196,6 +214,8 @@ class Domain:
     # signal tested at this rate / the number of signals (``drift.drift_report``); None:
     # every signal at Evidently's own level (K-S 5%, or its distance thresholds)
     drift_false_alarm_rate: float | None = None
+    # categorical columns of the scoring rows judged against the recent scored partitions
+    drift_recent: RecentMix | None = None
     retrain_cooldown_hours: float = 24.0
     reference_rows: int = 5000  # drift baseline stored with a promoted version
     positive_label: str = "1"  # what the positive class means, for reports
@@ -271,6 +291,8 @@ class Domain:
                 f"domain {self.name}: drift_false_alarm_rate must be in (0, 1) with reference_rows <= 1000 "
                 f"(p-value tests; got {self.drift_false_alarm_rate!r}, {self.reference_rows} rows)"
             )
+        if self.drift_recent is not None and set(self.drift_recent.columns) & set(self.features):
+            raise ValueError(f"domain {self.name}: drift_recent columns must not be model features (got {', '.join(self.drift_recent.columns)})")
         unknown = [c for c in (self.drift_features or ()) if c not in self.features]
         if unknown or self.drift_features == ():
             raise ValueError(f"domain {self.name}: drift_features must be some of its features (got {', '.join(unknown) or 'none'})")

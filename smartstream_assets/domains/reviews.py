@@ -33,6 +33,7 @@ from . import (
     MultiOutputRegression,
     PlainModel,
     QualityBar,
+    RecentMix,
     TextInput,
     TextScores,
 )
@@ -71,13 +72,16 @@ REVIEWS = Domain(
     ),
     predictions_table="review_predictions",  # when SMARTSTREAM_PREDICTIONS_DB is set
     requires_approval=True,
-    # the drift report compares two signals, the embedding (one signal for its 384
-    # dimensions) and the text length in words, and the predicted sentiment: either
-    # signal drifting is dataset drift (share 0.5)
-    drift_share_threshold=0.5,
+    # the drift report compares the embedding (one signal for its 384 dimensions), the
+    # text length in words and, once there are earlier hours, the product mix, and the
+    # predicted sentiment: any one feature signal drifting is dataset drift (1/3 >= 0.3)
+    drift_share_threshold=0.3,
     # any of the three signals flags the hour: each is tested at 5% / 3, so an ordinary
     # hour is flagged at most 5% of the time (three 5% tests flagged 4 of the sample's 24)
     drift_false_alarm_rate=0.05,
+    # the product mix: the labelled set has no product, so each hour's mix is compared with
+    # the previous 24 scored hours' (a two-proportion Z-test), once they hold 200 reviews
+    drift_recent=RecentMix(columns=("product",), partitions=24, min_rows=200),
     retrain_cooldown_hours=6.0,
     # at most 1000 reference rows: Evidently then decides with tests that weigh the hour's
     # own size (K-S p-values) instead of distances (Wasserstein) that a 30-review hour

@@ -38,7 +38,7 @@ from __future__ import annotations
 import math
 import threading
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 
 import pandas as pd
 
@@ -136,6 +136,9 @@ class ColumnDrift:
     drifted: bool  # Evidently's decision with ``statistic_method``
     value_kind: str = "distance"  # of ``statistic``: "distance" (drift when >= threshold) or "p_value" (drift when below it)
     chi2_two_sample_p: float | None = None  # the project's two-sample chi-square p-value; categorical columns only
+    # what it was compared with: the model version's reference ("champion"), or another
+    # sample (e.g. "previous 24 partitions (672 rows)", ``DriftSummary.with_columns``)
+    reference: str = "champion"
 
     @property
     def method(self) -> str:
@@ -176,6 +179,13 @@ class DriftSummary:
         """The feature columns that drifted, in the order they were given."""
         return [c for c in self.columns if c.drifted]
 
+    def with_columns(self, extra: list[ColumnDrift]) -> "DriftSummary":
+        """This summary with ``extra`` feature columns (from a report against another
+        reference) appended: the drift share and the dataset decision count them."""
+        columns = [*self.columns, *extra]
+        share = sum(c.drifted for c in columns) / len(columns)
+        return replace(self, columns=columns, drift_share=share, dataset_drift=share >= self.drift_share_threshold)
+
     def to_json(self) -> dict:
         """A JSON-safe dict (no NaN or infinity: they become None)."""
         return json_safe(
@@ -209,6 +219,7 @@ def drift_report(
     embeddings: dict[str, list[str]] | None = None,
     embedding_method: str = EMBEDDING_METHOD,
     false_alarm_rate: float | None = None,
+    other_signals: int = 0,
 ) -> tuple[DriftSummary, str]:
     """Compare ``current`` with ``reference`` on the given columns.
 
@@ -226,7 +237,9 @@ def drift_report(
     ``1 - level``. Three 5% tests alone flag about 14% of ordinary samples. The
     level needs p-value tests for the columns: a reference of at most 1000 rows (above
     it Evidently decides them by distances, which have no level); a larger one is
-    refused unless the embedding groups are all there is.
+    refused unless the embedding groups are all there is. ``other_signals``: signals of
+    another report that flag the same window (``DriftSummary.with_columns``); they share
+    the rate, so the level is ``false_alarm_rate / (k + other_signals)``.
 
     Returns the summary and Evidently's report as a standalone HTML document.
     The dataset has drifted when the share of drifted feature columns is at least
@@ -263,7 +276,7 @@ def drift_report(
                 f"a false-alarm rate needs p-value tests, which Evidently runs on a reference of at most "
                 f"{P_VALUE_REFERENCE_ROWS} rows (got {len(reference)}): sample the reference down"
             )
-        level = false_alarm_rate / (len(kinds) + len(groups))
+        level = false_alarm_rate / (len(kinds) + len(groups) + max(0, int(other_signals)))
 
     columns = list(kinds)
     # Every kind of column given, so Evidently infers none: the embedding columns are

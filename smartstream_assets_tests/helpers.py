@@ -217,3 +217,87 @@ def dead_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+# ------------------------------------------------------------------ ML projects
+
+
+def ml_resources(lake_url: str, tracking_uri: str, webhook: str = "") -> dict:
+    """The resources every asset of the graph needs, on a lake folder and an MLflow store
+    (no predictions database, no labelled-reviews database, alerts to ``webhook`` or the log)."""
+    from smartstream_assets.io import LakeParquetIOManager
+    from smartstream_assets.resources import AlertResource, MlflowResource, PredictionsDbResource, SourceDbResource
+
+    return {
+        "lake": LakeResource(url=lake_url),
+        "ml_io": LakeParquetIOManager(lake=LakeResource(url=lake_url)),
+        "mlflow": MlflowResource(tracking_uri=tracking_uri),
+        "alerts": AlertResource(webhook_url=webhook),
+        "predictions_db": PredictionsDbResource(),
+        "reviews_db": SourceDbResource(),
+    }
+
+
+QUIET_RUN = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
+
+
+class LakeProject:
+    """A lake folder, a sqlite MLflow store and an ephemeral Dagster instance that live for
+    a test (or a module): what a domain's end-to-end tests run the graph on."""
+
+    def __init__(self, root: Path, webhook: str = ""):
+        from smartstream_assets.lake import LocalLake
+        from smartstream_assets.ml.registry import Registry
+
+        self.root = Path(root)
+        self.lake = LocalLake(self.root / "lake")
+        self.tracking_uri = f"sqlite:///{self.root}/mlflow.db"
+        self.registry = Registry(self.tracking_uri)
+        self.instance = dg.DagsterInstance.ephemeral()
+        self.resources = ml_resources(self.lake.url, self.tracking_uri, webhook)
+
+    def copy_sample(self, folder: str) -> None:
+        """The repository's sample objects under ``data/raw/<folder>`` into the lake, same keys."""
+        from smartstream_assets.demo import SAMPLE_DIR
+
+        for path in sorted((SAMPLE_DIR / "raw" / folder).rglob("*.csv")):
+            self.lake.write_bytes(path.relative_to(SAMPLE_DIR).as_posix(), path.read_bytes())
+
+    def ingest(self, *specs: TableSpec) -> None:
+        """Every raw day of each table into trusted, then its current state."""
+        for spec in specs:
+            for day, objects in sorted(ingestion.raw_objects_by_date(self.lake, spec).items()):
+                ingestion.build_trusted_partition(self.lake, spec, day, objects)
+            ingestion.update_current(self.lake, spec)
+
+    def run(self, assets, selection, *, partition=None, run_config=None, resources=None, tags=None) -> dg.ExecuteInProcessResult:
+        return dg.materialize(
+            list(assets), selection=selection, resources={**self.resources, **(resources or {})}, instance=self.instance,
+            run_config={**QUIET_RUN, **(run_config or {})}, partition_key=partition, tags=tags, raise_on_error=False,
+        )  # fmt: skip
+
+    @staticmethod
+    def failures(result) -> str:
+        return "\n".join(e.event_specific_data.error.to_string() for e in result.all_events if e.event_type_value == "STEP_FAILURE")
+
+    def materialize_metadata(self, assets, asset_keys, *, ok=True, **kwargs) -> dict:
+        """Materialise ``asset_keys``; asset key -> its materialisation's metadata values.
+        ``ok=False``: the run must fail; returns ``{"failures": the step errors}``."""
+        result = self.run(assets, dg.AssetSelection.assets(*asset_keys), **kwargs)
+        if ok:
+            assert result.success, self.failures(result)
+        else:
+            assert not result.success
+            return {"failures": self.failures(result)}
+        return {e.asset_key: {k: v.value for k, v in e.materialization.metadata.items()} for e in result.get_asset_materialization_events()}
+
+    def tick(self, definitions, sensor_name: str, cursor=None):
+        sensor = definitions.get_sensor_def(sensor_name)
+        with dg.build_sensor_context(instance=self.instance, cursor=cursor, definitions=definitions) as context:
+            return sensor(context)
+
+    def env(self, **extra: str) -> dict:
+        """The environment of a CLI subprocess on this project's lake and MLflow store."""
+        env = dict(os.environ, SMARTSTREAM_LAKE=self.lake.url, MLFLOW_TRACKING_URI=self.tracking_uri, **extra)
+        env.pop("SMARTSTREAM_TABLES", None)
+        return env

@@ -13,7 +13,6 @@ import subprocess
 import sys
 from pathlib import Path
 
-import dagster as dg
 import numpy as np
 import pandas as pd
 import pyarrow as pa
@@ -21,58 +20,35 @@ import pytest
 
 from smartstream_assets import ingestion, keys
 from smartstream_assets.definitions import build_definitions
-from smartstream_assets.demo import SAMPLE_DIR
 from smartstream_assets.domains import co2
 from smartstream_assets.domains.co2 import CO2, co2_features
-from smartstream_assets.io import LakeParquetIOManager
-from smartstream_assets.lake import LocalLake
-from smartstream_assets.ml.registry import CHALLENGER, CHAMPION, Registry
+from smartstream_assets.ml.registry import CHALLENGER, CHAMPION
 from smartstream_assets.ml.timeseries import SeriesTooShort
 from smartstream_assets.producers.co2 import Co2Drift, continue_series, mauna_loa, to_csv
-from smartstream_assets.resources import AlertResource, LakeResource, MlflowResource, PredictionsDbResource
 from smartstream_assets.tables import load_tables
+
+from .helpers import LakeProject
 
 pytestmark = pytest.mark.slow
 
 SPEC = load_tables(extra="")["co2"]
 DEFS = build_definitions([co2.PLUGIN], [SPEC])
 K = keys.asset_keys(CO2)
-QUIET = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
 FAST = {"ops": {"co2__regressor_candidate": {"config": {"trials": 4}}}}
 HOURS = CO2.scoring_cadence.partitions_def()
 SMARTSTREAM = str(Path(sys.executable).with_name("smartstream"))
 
 
-class Co2Project:
+class Co2Project(LakeProject):
     def __init__(self, root: Path):
-        self.root = root
-        self.lake = LocalLake(root / "lake")
-        self.tracking_uri = f"sqlite:///{root}/mlflow.db"
-        self.registry = Registry(self.tracking_uri)
-        self.instance = dg.DagsterInstance.ephemeral()
-        self.resources = {
-            "lake": LakeResource(url=self.lake.url),
-            "ml_io": LakeParquetIOManager(lake=LakeResource(url=self.lake.url)),
-            "mlflow": MlflowResource(tracking_uri=self.tracking_uri),
-            "alerts": AlertResource(webhook_url=""),
-            "predictions_db": PredictionsDbResource(),
-        }
-        for path in sorted((SAMPLE_DIR / "raw" / "noaa").rglob("*.csv")):
-            self.lake.write_bytes(path.relative_to(SAMPLE_DIR).as_posix(), path.read_bytes())
+        super().__init__(root)
+        self.copy_sample("noaa")
 
     def ingest(self) -> None:
-        for day, objects in sorted(ingestion.raw_objects_by_date(self.lake, SPEC).items()):
-            ingestion.build_trusted_partition(self.lake, SPEC, day, objects)
-        ingestion.update_current(self.lake, SPEC)
+        super().ingest(SPEC)
 
     def materialize(self, *roles, partition=None, run_config=None) -> dict:
-        result = dg.materialize(
-            list(DEFS.assets), selection=dg.AssetSelection.assets(*[K[r] for r in roles]), resources=self.resources,
-            instance=self.instance, run_config={**QUIET, **(run_config or {})}, partition_key=partition, raise_on_error=False,
-        )  # fmt: skip
-        failures = [e.event_specific_data.error.to_string() for e in result.all_events if e.event_type_value == "STEP_FAILURE"]
-        assert result.success, "\n".join(failures)
-        return {e.asset_key: {k: v.value for k, v in e.materialization.metadata.items()} for e in result.get_asset_materialization_events()}
+        return self.materialize_metadata(DEFS.assets, [K[r] for r in roles], partition=partition, run_config=run_config)
 
     def train(self) -> dict:
         return self.materialize("features", "model", "deployment", run_config=FAST)
@@ -82,14 +58,7 @@ class Co2Project:
                                 "bias_drift_monitor", partition=partition)  # fmt: skip
 
     def tick(self, cursor=None):
-        sensor = DEFS.get_sensor_def("co2_retrain_sensor")
-        with dg.build_sensor_context(instance=self.instance, cursor=cursor, definitions=DEFS) as context:
-            return sensor(context)
-
-    def env(self) -> dict:
-        env = dict(os.environ, SMARTSTREAM_LAKE=self.lake.url, MLFLOW_TRACKING_URI=self.tracking_uri)
-        env.pop("SMARTSTREAM_TABLES", None)
-        return env
+        return super().tick(DEFS, "co2_retrain_sensor", cursor)
 
 
 @pytest.fixture(scope="module")
@@ -293,12 +262,7 @@ def test_a_version_without_its_bias_baseline_fails_the_bias_monitor_instead_of_p
     partition = HOURS.get_partition_keys()[-4]
     try:
         project.materialize("features", "predictions", partition=partition)
-        result = dg.materialize(
-            list(DEFS.assets), selection=dg.AssetSelection.assets(K["bias_drift_monitor"]), resources=project.resources,
-            instance=project.instance, run_config=QUIET, partition_key=partition, raise_on_error=False,
-        )  # fmt: skip
-        assert not result.success
-        [failure] = [e.event_specific_data.error.to_string() for e in result.all_events if e.event_type_value == "STEP_FAILURE"]
+        failure = project.materialize_metadata(DEFS.assets, [K["bias_drift_monitor"]], partition=partition, ok=False)["failures"]
         assert f"v{champion.version} has no bias baseline (the candidate's run has no fairness.json)" in failure
     finally:
         project.registry.log_bytes(champion.run_id, json.dumps(saved).encode(), "baselines/bias.json")

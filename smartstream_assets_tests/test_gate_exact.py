@@ -24,8 +24,8 @@ from smartstream_assets.ml.fairness import FacetFairness, fairness_report
 from smartstream_assets.ml.registry import CHALLENGER, CHAMPION, Registry
 from smartstream_assets.ml.training import SearchSettings, train_classifier
 from smartstream_assets.producers.employees import EmployeeSimulator
-from smartstream_assets.io import LakeParquetIOManager
-from smartstream_assets.resources import AlertResource, LakeResource, MlflowResource, PredictionsDbResource, SourceDbResource
+
+from .helpers import ml_resources
 
 D = replace(ATTRITION, reference_rows=400)
 KEYS = asset_keys(D)
@@ -64,14 +64,7 @@ class Store:
         self.tracking_uri = f"sqlite:///{tmp_path}/mlflow.db"
         self.registry = Registry(self.tracking_uri)
         self.instance = dg.DagsterInstance.ephemeral()
-        self.resources = {
-            "lake": LakeResource(url=str(tmp_path / "lake")),
-            "ml_io": LakeParquetIOManager(lake=LakeResource(url=str(tmp_path / "lake"))),
-            "mlflow": MlflowResource(tracking_uri=self.tracking_uri),
-            "alerts": AlertResource(webhook_url=""),
-            "predictions_db": PredictionsDbResource(),
-            "reviews_db": SourceDbResource(),
-        }
+        self.resources = ml_resources(str(tmp_path / "lake"), self.tracking_uri, "")
 
     def register(self, seed: int, shuffle: int | None = None, record: bool = True) -> str:
         """Log a candidate (it becomes the challenger); ``record``: as <domain>/<model>_candidate would,

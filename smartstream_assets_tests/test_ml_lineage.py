@@ -24,17 +24,9 @@ from smartstream_assets.lake import PROJECT_ROOT, LocalLake
 from smartstream_assets.ml.registry import CHAMPION, Registry
 from smartstream_assets.producers import Drift, produce
 from smartstream_assets.producers.employees import EmployeeSimulator
-from smartstream_assets.io import LakeParquetIOManager
-from smartstream_assets.resources import (
-    AlertResource,
-    LakeResource,
-    MlflowResource,
-    PredictionsDbResource,
-    SourceDbResource,
-)
 from smartstream_assets.tables import load_tables
 
-from .helpers import fresh_project_env, http_receiver
+from .helpers import fresh_project_env, http_receiver, ml_resources
 
 SPEC = load_tables(extra="")["employees"]
 DAGSTER = str(Path(sys.executable).with_name("dagster"))
@@ -55,14 +47,7 @@ class Project:
         self.tracking_uri = f"sqlite:///{tmp_path}/mlflow.db"
         self.registry = Registry(self.tracking_uri)
         self.instance = dg.DagsterInstance.ephemeral()
-        self.resources = {
-            "lake": LakeResource(url=self.lake.url),
-            "ml_io": LakeParquetIOManager(lake=LakeResource(url=self.lake.url)),
-            "mlflow": MlflowResource(tracking_uri=self.tracking_uri),
-            "alerts": AlertResource(webhook_url=webhook),
-            "predictions_db": PredictionsDbResource(),
-            "reviews_db": SourceDbResource(),
-        }
+        self.resources = ml_resources(self.lake.url, self.tracking_uri, webhook)
 
     def ingest(self) -> None:
         for day, objects in sorted(ingestion.raw_objects_by_date(self.lake, SPEC).items()):

@@ -16,23 +16,19 @@ import time
 import urllib.request
 from pathlib import Path
 
-import dagster as dg
 import pandas as pd
 import pytest
 
 from smartstream_assets import ingestion, keys
 from smartstream_assets.assets.reviews import EMBEDDINGS_KEY, LABELLED_KEY, LABELLED_TABLE
 from smartstream_assets.definitions import build_definitions
-from smartstream_assets.demo import SAMPLE_DIR
 from smartstream_assets.domains import reviews
 from smartstream_assets.domains.reviews import REVIEWS, latest_hour
-from smartstream_assets.io import LakeParquetIOManager
-from smartstream_assets.lake import LocalLake
 from smartstream_assets.ml.absa import OUTPUTS
-from smartstream_assets.ml.registry import CHAMPION, Registry
-from smartstream_assets.resources import AlertResource, LakeResource, MlflowResource, PredictionsDbResource, SourceDbResource
+from smartstream_assets.ml.registry import CHAMPION
 from smartstream_assets.tables import load_tables
 
+from .helpers import LakeProject
 from .postgres import postgres_server  # noqa: F401  (the session fixture)
 
 pytestmark = pytest.mark.slow
@@ -41,48 +37,21 @@ TABLES = load_tables(extra="")
 SPECS = [TABLES["reviews"], TABLES["reviews_labelled"]]
 DEFS = build_definitions([reviews.PLUGIN], SPECS)
 K = keys.asset_keys(REVIEWS)
-QUIET = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
 FAST = {"ops": {"reviews__absa_candidate": {"config": {"trials": 2}}}}
 SMARTSTREAM = str(Path(sys.executable).with_name("smartstream"))
 MLFLOW = str(Path(sys.executable).with_name("mlflow"))
 
 
-class ReviewsProject:
+class ReviewsProject(LakeProject):
     def __init__(self, root: Path):
-        self.root = root
-        self.lake = LocalLake(root / "lake")
-        self.tracking_uri = f"sqlite:///{root}/mlflow.db"
-        self.registry = Registry(self.tracking_uri)
-        self.instance = dg.DagsterInstance.ephemeral()
-        self.resources = {
-            "lake": LakeResource(url=self.lake.url),
-            "ml_io": LakeParquetIOManager(lake=LakeResource(url=self.lake.url)),
-            "mlflow": MlflowResource(tracking_uri=self.tracking_uri),
-            "alerts": AlertResource(webhook_url=""),
-            "predictions_db": PredictionsDbResource(),
-            "reviews_db": SourceDbResource(),
-        }
-        for path in sorted((SAMPLE_DIR / "raw" / "reviews").rglob("*.csv")):
-            self.lake.write_bytes(path.relative_to(SAMPLE_DIR).as_posix(), path.read_bytes())
+        super().__init__(root)
+        self.copy_sample("reviews")
 
     def ingest(self) -> None:
-        for spec in SPECS:
-            for day, objects in sorted(ingestion.raw_objects_by_date(self.lake, spec).items()):
-                ingestion.build_trusted_partition(self.lake, spec, day, objects)
-            ingestion.update_current(self.lake, spec)
+        super().ingest(*SPECS)
 
     def materialize(self, *selected, partition=None, run_config=None, resources=None, ok=True) -> dict:
-        result = dg.materialize(
-            list(DEFS.assets), selection=dg.AssetSelection.assets(*selected), resources={**self.resources, **(resources or {})},
-            instance=self.instance, run_config={**QUIET, **(run_config or {})}, partition_key=partition, raise_on_error=False,
-        )  # fmt: skip
-        failures = [e.event_specific_data.error.to_string() for e in result.all_events if e.event_type_value == "STEP_FAILURE"]
-        if ok:
-            assert result.success, "\n".join(failures)
-        else:
-            assert not result.success
-            return {"failures": "\n".join(failures)}
-        return {e.asset_key: {k: v.value for k, v in e.materialization.metadata.items()} for e in result.get_asset_materialization_events()}
+        return self.materialize_metadata(DEFS.assets, selected, partition=partition, run_config=run_config, resources=resources, ok=ok)
 
     def train(self, **kwargs) -> dict:
         return self.materialize(LABELLED_KEY, K["features"], K["model"], K["deployment"], run_config=FAST, **kwargs)
@@ -91,14 +60,10 @@ class ReviewsProject:
         return self.materialize(EMBEDDINGS_KEY, K["predictions"], K["drift"], partition=partition, **kwargs)
 
     def tick(self, cursor=None):
-        sensor = DEFS.get_sensor_def("reviews_retrain_sensor")
-        with dg.build_sensor_context(instance=self.instance, cursor=cursor, definitions=DEFS) as context:
-            return sensor(context)
+        return super().tick(DEFS, "reviews_retrain_sensor", cursor)
 
     def env(self) -> dict:
-        env = dict(os.environ, SMARTSTREAM_LAKE=self.lake.url, MLFLOW_TRACKING_URI=self.tracking_uri, HF_HUB_OFFLINE="1")
-        env.pop("SMARTSTREAM_TABLES", None)
-        return env
+        return super().env(HF_HUB_OFFLINE="1")
 
 
 @pytest.fixture(scope="module")

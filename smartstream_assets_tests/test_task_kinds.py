@@ -30,8 +30,8 @@ from smartstream_assets.lake import LocalLake
 from smartstream_assets.ml.fairness import fairness_report
 from smartstream_assets.ml.registry import CHAMPION, Registry
 from smartstream_assets.ml.training import SearchSettings, train_model
-from smartstream_assets.io import LakeParquetIOManager
-from smartstream_assets.resources import AlertResource, LakeResource, MlflowResource, PredictionsDbResource, SourceDbResource
+
+from .helpers import ml_resources
 
 QUIET = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
 FAST = {"trials": 2, "estimators": ["random_forest", "xgboost"]}
@@ -133,14 +133,7 @@ class Store:
         self.instance = dg.DagsterInstance.ephemeral()
         self.assets = build_ml_assets(domain)
         self.keys = keys.asset_keys(domain)
-        self.resources = {
-            "lake": LakeResource(url=str(tmp_path / "lake")),
-            "ml_io": LakeParquetIOManager(lake=LakeResource(url=str(tmp_path / "lake"))),
-            "mlflow": MlflowResource(tracking_uri=self.tracking_uri),
-            "alerts": AlertResource(webhook_url=""),
-            "predictions_db": PredictionsDbResource(),
-            "reviews_db": SourceDbResource(),
-        }
+        self.resources = ml_resources(str(tmp_path / "lake"), self.tracking_uri, "")
 
     def current(self, frame: pd.DataFrame) -> None:
         """What ingestion would have published as the table's current state."""

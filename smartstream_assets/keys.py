@@ -40,8 +40,16 @@ def table_asset_keys(table: str) -> list[dg.AssetKey]:
 
 def table_group(table: str, domains: Iterable) -> str:
     """The group of a table's assets: the name of the (first) domain built on the table,
-    so a domain's group holds its whole lineage from raw; else the table's own name."""
-    return next((domain.name for domain in domains if domain.table == table), table)
+    so a domain's group holds its whole lineage from raw; else the table's own name, or
+    ``<table>_ingestion`` when a domain of that name is built on another table (the
+    reviews domain trains on ``reviews_labelled``: the hourly ``reviews`` table's
+    ``trusted`` and ``current`` would otherwise sit beside ``reviews_labelled``'s in one
+    group, two nodes of each name)."""
+    domains = list(domains)
+    owner = next((domain.name for domain in domains if domain.table == table), None)
+    if owner is not None:
+        return owner
+    return f"{table}_ingestion" if any(domain.name == table for domain in domains) else table
 
 
 def trusted_op_name(table: str) -> str:

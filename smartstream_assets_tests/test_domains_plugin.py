@@ -101,7 +101,13 @@ def test_a_second_domain_gets_its_own_assets_jobs_sensor_and_schedule(defs):
     assert groups[dg.AssetKey(["loans", "trusted"])] == groups[dg.AssetKey(["loans", "current"])] == "loans"
     assert groups[dg.AssetKey(["loans", "features"])] == groups[LOANS_REPORT_KEY] == "loans"
     assert groups[dg.AssetKey(["employees", "trusted"])] == groups[dg.AssetKey(["employees", "dashboard"])] == "employees"
-    assert set(groups.values()) == {"employees", "co2", "reviews", "loans"}
+    assert set(groups.values()) == {"employees", "co2", "reviews", "reviews_ingestion", "loans"}
+    # one node of each name per group: the hourly reviews table's ingestion has its own group
+    assert groups[dg.AssetKey(["reviews", "trusted"])] == groups[dg.AssetKey(["reviews", "current"])] == "reviews_ingestion"
+    assert groups[dg.AssetKey(["reviews_labelled", "trusted"])] == groups[dg.AssetKey(["reviews", "embeddings"])] == "reviews"
+    for group in set(groups.values()):
+        names = [key.path[-1] for key, g in groups.items() if g == group]
+        assert len(names) == len(set(names)), (group, sorted(names))
 
     scoring = defs.resolve_job_def("loans_scoring")
     assert LOANS_REPORT_KEY in scoring.asset_layer.executable_asset_keys

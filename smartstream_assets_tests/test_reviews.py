@@ -65,6 +65,15 @@ class ReviewsProject(LakeProject):
     def env(self) -> dict:
         return super().env(HF_HUB_OFFLINE="1")
 
+    def produce_hour(self, drift: str, seed: int) -> None:
+        """One more hour of reviews through the real CLI (``smartstream produce reviews``), ingested."""
+        produced = subprocess.run(
+            [SMARTSTREAM, "produce", "reviews", "--hours", "1", "--drift", drift, "--seed", str(seed)],
+            env=self.env(), capture_output=True, text=True, timeout=120,
+        )  # fmt: skip
+        assert produced.returncode == 0, produced.stderr
+        self.ingest()
+
 
 @pytest.fixture(scope="module")
 def project(tmp_path_factory):
@@ -157,12 +166,7 @@ def test_ordinary_hours_are_seldom_flagged(project):
 
 
 def test_a_topic_shift_is_flagged_by_the_drift_report_and_requests_one_retrain(project):
-    produced = subprocess.run(
-        [SMARTSTREAM, "produce", "reviews", "--hours", "1", "--drift", "topic=laptops", "--seed", "3"],
-        env=project.env(), capture_output=True, text=True, timeout=120,
-    )  # fmt: skip
-    assert produced.returncode == 0, produced.stderr
-    project.ingest()
+    project.produce_hour("topic=laptops", seed=3)
     hour = latest_hour(project.lake)
     assert hour == "2026-11-25-00:00"
     drifted = project.score(hour)[K["drift"]]
@@ -175,12 +179,7 @@ def test_a_topic_shift_is_flagged_by_the_drift_report_and_requests_one_retrain(p
 
 
 def test_a_product_mix_shift_is_judged_against_the_previous_hours(project):
-    produced = subprocess.run(
-        [SMARTSTREAM, "produce", "reviews", "--hours", "1", "--drift", "topic=delivery", "--seed", "4"],
-        env=project.env(), capture_output=True, text=True, timeout=120,
-    )  # fmt: skip
-    assert produced.returncode == 0, produced.stderr
-    project.ingest()
+    project.produce_hour("topic=delivery", seed=4)
     hour = latest_hour(project.lake)
     drift = project.score(hour)[K["drift"]]
     predicted = project.lake.read_parquet(keys.predictions_key(REVIEWS, hour)).to_pandas()

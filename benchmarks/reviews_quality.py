@@ -1,47 +1,46 @@
 """The reviews model against plain baselines on the real SemEval-2014 restaurant sentences.
 
-    .venv/bin/python benchmarks/reviews_quality.py                    # the domain's search budget, seed 42 (the asset's)
-    .venv/bin/python benchmarks/reviews_quality.py --trials 30 --seed 1
-    .venv/bin/python benchmarks/reviews_quality.py --ablation-search      # + a second search, embedding only
-    .venv/bin/python benchmarks/reviews_quality.py --fine-tune 2          # + a fine-tuned encoder (context, ~2 min an epoch)
+    .venv/bin/python benchmarks/reviews_quality.py                    # the domain's model and budget, seed 42 (the asset's)
+    .venv/bin/python benchmarks/reviews_quality.py --seed 1           # another holdout
+    .venv/bin/python benchmarks/reviews_quality.py --epochs 0 --no-frozen   # the frozen encoder only
+    .venv/bin/python benchmarks/reviews_quality.py --ablation-search  # + a search without the text scores
 
 The data is SemEval-2014 Task 4's restaurant training file (``Restaurants_Train_v2.xml``,
 3,041 sentences, in ``../shared/data/real/semeval2014`` beside the checkout), read by
 ``ml.absa.read_semeval`` and given its three targets by ``ml.absa.targets_frame``;
 rows without any aspect are dropped as ``reviews/labelled`` drops them, and the rows
 are sorted by review_id as that asset sorts them. Every text is embedded once
-(``embed_texts``, all-MiniLM-L6-v2, no cache) and turned into the model's inputs by
-``model_inputs`` (384 embedding columns + the text counts).
+(``embed_texts``, all-MiniLM-L6-v2, no cache) and turned into the inputs
+``reviews/labelled`` gives the model (``model_inputs``: 384 embedding columns + the
+text counts).
 
 The domain's model is trained exactly as the ``reviews/absa_candidate`` asset trains
-it, on all the sentences: ``train_model`` with ``REVIEWS.task`` (multi-output XGBoost on
-128 principal components of the embedding, the text counts and the cross-fitted TF-IDF
-+ ridge scores of the text, TPE search on R² averaged over the outputs, seed 42). It
-holds out a random 20% (grouped by exact duplicate rows, scored on one row each) before
-anything is fitted: neither the search nor the final fit sees it, and the final model is
-fitted on the other 80%, as the asset's is. The figures are on that holdout, the
-candidate's own metrics (what the gate reads). On the same 80% / 20%:
+it, on all the sentences: ``train_model`` with ``REVIEWS.task``. It holds out a random
+20% (grouped by exact duplicate rows, scored on one row each) before anything is
+fitted; on the other 80% it fine-tunes the encoder once (``tasks.FineTune``: a fresh
+all-MiniLM-L6-v2 and a linear head of the three targets, 2 epochs, AdamW, MSE), then
+searches (TPE, R² averaged over the outputs, seed 42) a multi-output XGBoost on 128
+principal components of the tuned encoder's vectors, the text counts and the
+cross-fitted TF-IDF + ridge scores of the text, and fits the chosen configuration on the
+80%. The figures are on that holdout, the candidate's own metrics (what the gate reads).
+On the same 80% / 20%:
 
 - the mean predictor (the training means);
 - TF-IDF + ridge: word 1-2-grams (``min_df=2``, sublinear tf) and one ridge per output,
   alpha chosen per output by ``RidgeCV`` (leave-one-out) over a small grid on the 80%;
-- for context: ridge on the embedding + counts (scaled, alpha by ``RidgeCV``); and what
-  each input adds: the search's chosen configuration refitted on the same 80% without
-  the text scores (embedding + counts) and with the text scores alone. With
-  ``--ablation-search`` a second full search without the text scores (as long as the
-  first: not run by default). With ``--fine-tune N``, what the frozen encoder costs: the
-  same all-MiniLM-L6-v2 fine-tuned for N epochs on the 80% (AdamW, encoder lr 3e-5, a
-  linear head of the three targets at 1e-3, batch 16, MSE, seed 0; ``ml.fine_tune``),
-  its head scored on the 20%, and the domain's XGBoost (the chosen configuration, text
-  scores and counts as usual) on the tuned encoder's vectors: not the domain's model
-  yet, the route a next version takes.
+- for context: the same search with the frozen encoder (what fine-tuning adds; skip it
+  with ``--no-frozen``); ridge on the frozen embedding + counts (scaled, alpha by
+  ``RidgeCV``); and what each input adds: the chosen configuration refitted on the same
+  80% without the text scores (tuned embedding + counts) and with the text scores alone.
+  With ``--ablation-search`` a second full search without the text scores.
 
 Prints R² and MAE per output on the holdout, a table of the model against the mean
 predictor and TF-IDF + ridge (measured in the same run), and the issue's targets, MET
 or NOT MET each: sentiment R² >= 0.45, and every output's R² above both baselines'.
 Exit 0 either way; 2 when the data is missing. Wall times are this machine's (2 cores)
 and its load at the time (``load``: the 1-minute load average; above 2 another process
-competed for the cores); the metrics are deterministic for the seeds.
+competed for the cores); the metrics are deterministic for the seeds on this machine
+(torch's CPU kernels and XGBoost's, single process).
 """
 
 from __future__ import annotations
@@ -113,8 +112,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--trials", type=int, default=None, help="Optuna trials of the search (default: the domain's budget)")
     parser.add_argument("--seed", type=int, default=42, help="seed of the 80/20 split and the search (the asset's: 42)")
     parser.add_argument("--ablation-search", action="store_true", help="also run a second search on the embedding alone")
-    parser.add_argument("--fine-tune", type=int, default=0, metavar="EPOCHS",
-                        help="also fine-tune the encoder with a linear head for EPOCHS epochs (context; 0: skip)")
+    parser.add_argument("--epochs", type=int, default=None, help="epochs of the encoder fine-tuning (default: the domain's; 0: frozen)")
+    parser.add_argument("--no-frozen", dest="frozen", action="store_false",
+                        help="skip the context search with the frozen encoder (what fine-tuning adds)")
     args = parser.parse_args(argv)
     if not RESTAURANTS.is_file():
         print(f"the SemEval-2014 restaurant file is missing: expected {RESTAURANTS}", file=sys.stderr)
@@ -129,7 +129,7 @@ def main(argv: list[str] | None = None) -> int:
     run_started = time.perf_counter()
     frame, info = restaurant_frame()
     outputs = list(OUTPUTS)
-    task = REVIEWS.task
+    task = REVIEWS.task.with_fine_tune(epochs=args.epochs)
     features = REVIEWS.features
     print(f"{RESTAURANTS.name}: {info['read']} sentences, {info['refused']} refused, {info['without_aspects']} without aspects "
           f"dropped; {len(frame)} rows ({info['unique_texts']} distinct texts) embedded in {info['embed_seconds']:.1f}s "
@@ -138,6 +138,8 @@ def main(argv: list[str] | None = None) -> int:
     # 1. the domain's model, as the reviews/absa_candidate asset trains it
     trials = args.trials or REVIEWS.search_trials
     settings = SearchSettings(trials=trials, estimators=REVIEWS.estimators, seed=args.seed)
+    tune = task.fine_tune
+    print(f"encoder: {'fine-tuned ' + str(tune.epochs) + ' epoch(s) on the training split' if tune else 'frozen'}", flush=True)
     load = os.getloadavg()[0]
     started = time.perf_counter()
     candidate = train_model(
@@ -154,6 +156,10 @@ def main(argv: list[str] | None = None) -> int:
     print(f"targets on the holdout: " + ", ".join(f"{o} mean {holdout[o].mean():.3f} sd {holdout[o].std():.3f}" for o in outputs))
     results: dict[str, dict] = {}
     results["model"] = scores(y_test, np.asarray(candidate.holdout_raw, dtype=np.float64), outputs)
+    if candidate.representation:
+        r = candidate.representation
+        print(f"fine-tuned the encoder on {r['rows']} rows: {r['epochs']} epoch(s) in {r['seconds']:.1f}s, "
+              f"loss per epoch {', '.join(f'{v:.4f}' for v in r['losses'])}")
     print(f"search: {trials} trials ({sum(t.state == 'COMPLETE' for t in candidate.trials)} complete), "
           f"{search_seconds:.1f}s with the final fit (load {max(load, os.getloadavg()[0]):.1f}); best CV R² {candidate.cv_score:.3f}; "
           f"chosen {candidate.estimator} {candidate.params}")
@@ -177,30 +183,23 @@ def main(argv: list[str] | None = None) -> int:
     # context: what each input adds, the chosen configuration refitted on the same 80%
     without_text = dataclasses.replace(task, text_scores=None)
     text_only = dataclasses.replace(task, embeddings=None)
+    # the candidate's tuned encoder (fitted once, frozen) serves the refits that read the embedding
+    prefit = [step for step in candidate.pipeline.steps if step[0] == "encoder"]
     for key, inputs, variant in (("refit_no_text", dense, without_text), ("refit_text_only", [], text_only)):
         columns = [*inputs, *variant.text_columns]
-        pipeline = make_pipeline(candidate.estimator, candidate.params, inputs, [], settings.seed, settings.n_jobs, task=variant)
+        pipeline = make_pipeline(candidate.estimator, candidate.params, inputs, [], settings.seed, settings.n_jobs, task=variant,
+                                 prefit=prefit if variant.embeddings is not None else [])  # fmt: skip
         pipeline.fit(train[columns], y_train)
         results[key] = scores(y_test, variant.predict(pipeline, holdout[columns]), outputs)
-    if args.fine_tune:
-        from smartstream_assets.ml.absa import model_inputs
-        from smartstream_assets.ml.fine_tune import fine_tune_encoder
-
+    if args.frozen:  # what fine-tuning adds: the same search with the packaged encoder as it is
         started = time.perf_counter()
-        tuned = fine_tune_encoder(train["text"], y_train, epochs=args.fine_tune)
-        print(f"fine-tuned encoder + linear head: {args.fine_tune} epoch(s), {time.perf_counter() - started:.1f}s, "
-              f"loss per epoch {', '.join(f'{v:.4f}' for v in tuned.losses)}")
-        results["fine_tuned"] = scores(y_test, tuned.predict(holdout["text"]), outputs)
-        # the domain's model on the tuned vectors: the chosen configuration, the same inputs otherwise
-        text_column = REVIEWS.text_input.text_column
-
-        def tuned_inputs(rows):
-            texts = rows[text_column].tolist()
-            return model_inputs(texts, tuned.embed(texts)).assign(**{text_column: texts})[features]
-
-        pipeline = make_pipeline(candidate.estimator, candidate.params, list(REVIEWS.numeric), [], settings.seed, settings.n_jobs, task=task)
-        pipeline.fit(tuned_inputs(train), y_train)
-        results["fine_tuned_xgb"] = scores(y_test, task.predict(pipeline, tuned_inputs(holdout)), outputs)
+        frozen = train_model(
+            frame, task=task.with_fine_tune(epochs=0), id_column=REVIEWS.id_column, numeric=list(REVIEWS.numeric),
+            categorical=[], settings=settings, keep_columns=(REVIEWS.text_input.text_column,),
+        )  # fmt: skip
+        print(f"search with the frozen encoder: {trials} trials, {time.perf_counter() - started:.1f}s; best CV R² "
+              f"{frozen.cv_score:.3f}; chosen {frozen.estimator} {frozen.params}")
+        results["frozen"] = scores(y_test, np.asarray(frozen.holdout_raw, dtype=np.float64), outputs)
     if args.ablation_search:
         started = time.perf_counter()
         ablation = train_model(frame, task=without_text, id_column=REVIEWS.id_column, numeric=dense, categorical=[], settings=settings)
@@ -220,15 +219,14 @@ def main(argv: list[str] | None = None) -> int:
     print(f"| mean over outputs | {avg['model']:.3f} | {avg['mean']:.3f} | {avg['tfidf']:.3f} | | | |")
 
     labels = {
-        "model": "domain model (train_model: XGBoost on PCA 128 + counts + text scores)",
+        "model": "domain model (train_model: tuned encoder, XGBoost on PCA 128 + counts + text scores)",
+        "frozen": "the same search with the frozen encoder (context: what fine-tuning adds)",
         "mean": "mean predictor",
         "tfidf": "TF-IDF 1-2-grams + ridge",
         "ridge_inputs": "ridge on embedding + counts (context)",
-        "refit_no_text": "XGBoost chosen params without the text scores (embedding + counts)",
+        "refit_no_text": "XGBoost chosen params without the text scores (tuned embedding + counts)",
         "refit_text_only": "XGBoost chosen params on the text scores + counts alone (no embedding)",
         "search_no_text": "XGBoost own search without the text scores (train_model)",
-        "fine_tuned": "all-MiniLM-L6-v2 fine-tuned with a linear head (context, not the domain's model)",
-        "fine_tuned_xgb": "the domain's XGBoost (chosen params) on the fine-tuned encoder's vectors + counts + text scores",
     }
     print()
     print("All models, R² (MAE) per output on the same holdout:")

@@ -5,6 +5,10 @@ under .smartstream/, the sqlite Dagster instance of $DAGSTER_HOME) or a real sta
 (SMARTSTREAM_LAKE=s3://..., AWS_* variables). Runs go into the Dagster instance,
 so `dagster dev` shows them afterwards. Safe to run again: raw objects already in
 the lake are left alone and every materialisation is idempotent.
+
+``SMARTSTREAM_DEMO_OPS_CONFIG`` (JSON, op name -> config) gives assets a run config,
+e.g. ``{"reviews__absa_candidate": {"fine_tune_epochs": 1}}`` for a quicker reviews
+model (the suite's demo test uses it); unset, every asset runs with the domain's defaults.
 """
 
 from __future__ import annotations
@@ -52,6 +56,8 @@ def main() -> int:
         print("no raw objects in the lake: nothing to materialise", file=sys.stderr)
         return 1
     steps += ml_steps(list(tables), lake)
+    ops_config = _ops_config()
+    graph = defs.resolve_asset_graph()
     with dg.DagsterInstance.get() as instance:
         for title, selection, tags, *partition in steps:
             partition = [partition[0]() if partition and callable(partition[0]) else (partition[0] if partition else None)]
@@ -64,7 +70,10 @@ def main() -> int:
                 resources=defs.resources,
                 tags=tags,
                 partition_key=partition[0],
-                run_config={"loggers": {"console": {"config": {"log_level": "INFO"}}}},
+                run_config={
+                    "loggers": {"console": {"config": {"log_level": "INFO"}}},
+                    **_step_ops(ops_config, selection.resolve(graph)),
+                },
                 raise_on_error=False,
             )
             status = "ok" if result.success else "FAILED"
@@ -81,6 +90,28 @@ def main() -> int:
     print("Open MLflow (runs, registry, aliases):      make mlflow-ui   (http://127.0.0.1:5000)")
     print("Stream new CDC files for the sensors:       .venv/bin/smartstream produce employees --files 10")
     return 0
+
+
+def _ops_config() -> dict:
+    import json
+
+    raw = os.environ.get("SMARTSTREAM_DEMO_OPS_CONFIG", "").strip()
+    if not raw:
+        return {}
+    try:
+        found = json.loads(raw)
+    except ValueError as exc:
+        raise SystemExit(f"SMARTSTREAM_DEMO_OPS_CONFIG is not JSON: {exc}") from None
+    if not isinstance(found, dict) or not all(isinstance(v, dict) for v in found.values()):
+        raise SystemExit('SMARTSTREAM_DEMO_OPS_CONFIG must map op names to configs, e.g. {"reviews__absa_candidate": {"trials": 2}}')
+    return found
+
+
+def _step_ops(ops_config: dict, keys) -> dict:
+    """The run config of the ops among ``keys`` (a step's assets) that ``ops_config`` names."""
+    names = {key.to_python_identifier() for key in keys}
+    wanted = {op: {"config": config} for op, config in ops_config.items() if op in names}
+    return {"ops": wanted} if wanted else {}
 
 
 def ml_steps(table_names, lake: Lake | None = None) -> list[tuple]:

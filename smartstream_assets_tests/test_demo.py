@@ -1,5 +1,6 @@
 """`make demo`'s program, run as a newcomer runs it: a fresh lake, Dagster instance and MLflow store."""
 
+import json
 import subprocess
 import sys
 
@@ -14,6 +15,8 @@ from .helpers import fresh_project_env, tick
 
 def test_the_demo_materialises_the_graph_into_the_instance_and_is_safe_to_rerun(tmp_path):
     env = fresh_project_env(tmp_path)
+    # the reviews encoder fine-tuned for 1 epoch on 300 rows (make demo: 2 epochs on all, ~90 s)
+    env["SMARTSTREAM_DEMO_OPS_CONFIG"] = json.dumps({"reviews__absa_candidate": {"fine_tune_epochs": 1, "fine_tune_rows": 300}})
     home = env["DAGSTER_HOME"]
     cmd = [sys.executable, "-m", "smartstream_assets.demo"]
 

@@ -37,7 +37,8 @@ TABLES = load_tables(extra="")
 SPECS = [TABLES["reviews"], TABLES["reviews_labelled"]]
 DEFS = build_definitions([reviews.PLUGIN], SPECS)
 K = keys.asset_keys(REVIEWS)
-FAST = {"ops": {"reviews__absa_candidate": {"config": {"trials": 2}}}}
+# the encoder fine-tuned for 1 epoch on 200 rows (the domain's: 2 epochs on all, ~90 s on the sample)
+FAST = {"ops": {"reviews__absa_candidate": {"config": {"trials": 2, "fine_tune_epochs": 1, "fine_tune_rows": 200}}}}
 SMARTSTREAM = str(Path(sys.executable).with_name("smartstream"))
 MLFLOW = str(Path(sys.executable).with_name("mlflow"))
 
@@ -96,6 +97,8 @@ def test_the_sample_trains_one_text_model_with_a_bar_per_output(project):
     for output in OUTPUTS:
         assert f"r2_{output}" in candidate and f"mae_{output}" in candidate
     assert candidate["estimator"] == "xgboost" and candidate["task"] == "multi_output_regression"
+    tuned = candidate["fine_tuned_encoder"]
+    assert tuned["fine_tuned"] and tuned["epochs"] == 1 and tuned["rows"] == 200 and len(tuned["losses"]) == 1
     evaluation = json.loads(project.lake.read_bytes(keys.evaluation_key(REVIEWS, version)))
     assert evaluation["baselines"]["mean"]["r2"] < 0.01 < evaluation["metrics"]["r2"]
 
@@ -111,6 +114,16 @@ def test_the_sample_trains_one_text_model_with_a_bar_per_output(project):
     answer = model.predict(pd.DataFrame({"review_id": ["a", "b"], "text": ["The pasta was superb and the staff lovely.", "Cold food, rude waiter, never again."]}))
     assert list(answer.columns) == ["review_id", *(f"prediction_{o}" for o in OUTPUTS)]
     assert answer["prediction_sentiment_score"].iloc[0] > answer["prediction_sentiment_score"].iloc[1]
+    # it ships the TUNED encoder: its vectors are not the packaged encoder's
+    from smartstream_assets.ml.embeddings import encode, load_encoder
+    from smartstream_assets.ml.fine_tune import tuned_steps
+    from smartstream_assets.ml.text_model import unwrap
+
+    (step,) = tuned_steps(unwrap(model))
+    sentence = ["The pasta was superb and the staff lovely."]
+    assert abs(step.embed(sentence) - encode(sentence, encoder=load_encoder())).max() > 1e-3
+    run = project.registry.client.get_run(info.run_id).data
+    assert run.params["fine_tune.rows"] == "200" and "fine_tune.loss" in run.metrics
     with pytest.raises(Exception, match=r"missing inputs \['text'\]"):
         model.predict(pd.DataFrame({"review_id": ["a"], "body": ["no text column"]}))
 
@@ -129,6 +142,10 @@ def test_an_hour_is_scored_and_each_text_embedded_once_across_reruns(project):
     predicted = project.lake.read_parquet(keys.predictions_key(REVIEWS, hour)).to_pandas()
     assert len(predicted) == embedded["dagster/row_count"] and predicted["model_version"].eq("1").all()
     assert predicted["prediction_sentiment_score"].between(-1.5, 1.5).all()
+    # batch scoring encodes with the champion's tuned encoder: the served model answers the same
+    served = project.registry.load_pyfunc(REVIEWS.registered_model, "1").predict(predicted[["review_id", "text"]])
+    for output in OUTPUTS:
+        assert abs(served[f"prediction_{output}"].to_numpy() - predicted[f"prediction_{output}"].to_numpy()).max() < 1e-5
     summary = json.loads(project.lake.read_bytes(keys.drift_report_key(REVIEWS, hour, "json")))
     embedding = [c for c in summary["columns"] if c["column"] == "embedding"]
     assert len(embedding) == 1 and not any(c["column"].startswith("emb_") for c in summary["columns"])

@@ -23,6 +23,10 @@ class CandidateConfig(dg.Config):
     folds: int = Field(default=3, description="stratified folds of the training split")
     test_size: float = Field(default=0.2, description="holdout share (stratified)")
     seed: int = Field(default=42, description="split, folds, sampler and models")
+    fine_tune_epochs: int = Field(
+        default=-1, ge=-1, description="a domain that fine-tunes its encoder (reviews): epochs; -1: the domain's (2), 0: the frozen encoder"
+    )
+    fine_tune_rows: int = Field(default=0, ge=0, description="at most this many training rows fine-tune the encoder; 0: the domain's (all)")
 
     @field_validator("sampler")
     @classmethod

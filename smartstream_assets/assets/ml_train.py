@@ -145,8 +145,11 @@ def candidate_asset(domain: Domain, keys: dict) -> dg.AssetsDefinition:
         )
         frame = features
         try:
+            task = domain.task.with_fine_tune(
+                epochs=config.fine_tune_epochs if config.fine_tune_epochs >= 0 else None, max_rows=config.fine_tune_rows or None
+            )
             result = train_model(
-                frame, task=domain.task, id_column=domain.id_column,
+                frame, task=task, id_column=domain.id_column,
                 numeric=list(domain.numeric), categorical=list(domain.categorical), settings=settings,
                 keep_columns=(domain.text_input.text_column,) if domain.text_input else (),
             )  # fmt: skip
@@ -184,6 +187,7 @@ def candidate_asset(domain: Domain, keys: dict) -> dg.AssetsDefinition:
                 "trials_pruned": pruned,
                 "rows_train": len(result.train),
                 "rows_holdout": len(result.holdout),
+                **({"fine_tuned_encoder": dg.MetadataValue.json(result.representation)} if result.representation else {}),
                 "fairness": dg.MetadataValue.md(fairness_markdown(fairness)),
                 "feature_importance": dg.MetadataValue.md(plots.markdown_image(importance_png, "feature importance")),
             }

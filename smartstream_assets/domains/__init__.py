@@ -20,6 +20,7 @@ from ..ml.tasks import (  # noqa: F401 (re-exported: a domain module imports all
     BinaryClassification,
     ColumnForecast,
     Embeddings,
+    FineTune,
     MultiOutputRegression,
     PlainModel,
     RandomSplit,

@@ -125,6 +125,12 @@ class Registry:
                 }
             )
             mlflow.log_metrics({**_finite_metrics(candidate.metrics), cv_metric: candidate.cv_score})
+            tuned = candidate.representation
+            if tuned.get("fine_tuned"):  # the encoder fine-tuned before the search (it ships with the model)
+                mlflow.log_params({f"fine_tune.{k}": tuned[k] for k in ("epochs", "rows", "batch_size", "encoder_lr", "head_lr")})
+                mlflow.log_metric("fine_tune.seconds", tuned["seconds"])
+                for epoch, loss in enumerate(tuned["losses"]):
+                    mlflow.log_metric("fine_tune.loss", loss, step=epoch + 1)
             for name, values in candidate.baselines.items():
                 mlflow.log_metrics({f"baseline.{name}.{k}": v for k, v in _finite_metrics(values).items()})
             for facet, result in fairness.items():

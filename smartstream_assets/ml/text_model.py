@@ -8,6 +8,11 @@ load time), builds the inputs with the domain's ``TextInput.inputs`` and returns
 and one column per prediction. The fitted pipeline is a nested MLflow sklearn model
 (skops, with its trusted types), so batch scoring loads it alone (``unwrap``) and
 scores vectors cached in the lake without loading the encoder.
+
+A model whose pipeline fine-tuned its encoder (``ml.fine_tune.TunedEncoder``) ships the
+tuned encoder instead of the base one, and loading attaches it to the pipeline's step
+(``attach_encoders``): the pipeline then encodes its text column itself, wherever it is
+called, and the served model encodes each text once.
 """
 
 from __future__ import annotations
@@ -40,9 +45,11 @@ class TextModel(mlflow.pyfunc.PythonModel):
 
         self.pipeline = mlflow.sklearn.load_model(context.artifacts[PIPELINE_ARTIFACT])
         self._encoder_path = context.artifacts[ENCODER_ARTIFACT]  # loaded on the first texts
+        attach_encoders(self.pipeline, self._encoder_path)
 
     def predict(self, context, model_input: pd.DataFrame, params=None) -> pd.DataFrame:
         from .embeddings import encode, load_encoder
+        from .fine_tune import tuned_steps
 
         frame = pd.DataFrame(model_input)
         if self.text_column not in frame.columns:
@@ -51,7 +58,11 @@ class TextModel(mlflow.pyfunc.PythonModel):
         bad = [i for i, t in enumerate(texts) if not isinstance(t, str)]
         if bad:
             raise TextInputError(f"{self.text_column} must be text: rows {bad[:10]} are not strings")
-        vectors = encode(texts.tolist(), encoder=load_encoder(self._encoder_path)) if len(texts) else np.zeros((0, 384), np.float32)
+        tuned = tuned_steps(self.pipeline)
+        if tuned:  # the pipeline encodes with its tuned encoder (remembered: not encoded twice)
+            vectors = tuned[0].embed(texts.tolist())
+        else:
+            vectors = encode(texts.tolist(), encoder=load_encoder(self._encoder_path)) if len(texts) else np.zeros((0, 384), np.float32)
         inputs = self.inputs(texts.tolist(), vectors)
         if self.text_column in self.features:  # the pipeline also reads the raw text (tasks.TextScores)
             inputs[self.text_column] = texts.to_numpy()
@@ -72,6 +83,7 @@ def log_text_model(domain, pipeline, *, example_texts: pd.DataFrame, registered_
     from mlflow.models import infer_signature
 
     from .embeddings import encoder_path
+    from .fine_tune import tuned_steps
 
     text = domain.text_input
     model = TextModel(
@@ -80,15 +92,23 @@ def log_text_model(domain, pipeline, *, example_texts: pd.DataFrame, registered_
     )  # fmt: skip
     with tempfile.TemporaryDirectory() as tmp:
         nested = Path(tmp) / PIPELINE_ARTIFACT
+        # the pipeline's pickled state leaves its tuned encoder out (TunedEncoder.__getstate__): it is the artifact
         mlflow.sklearn.save_model(pipeline, str(nested), serialization_format="skops", skops_trusted_types=trusted_types, pip_requirements=pip_requirements)
+        tuned = tuned_steps(pipeline)
+        if len(tuned) > 1:
+            raise ValueError(f"a text model ships one encoder; this pipeline fine-tuned {len(tuned)}")
+        encoder_dir = str(encoder_path())
+        if tuned:
+            encoder_dir = str(Path(tmp) / ENCODER_ARTIFACT)
+            tuned[0].encoder.save(encoder_dir)
         model.pipeline = pipeline  # for the signature's example only: the pickled model holds neither
-        model._encoder_path = str(encoder_path())
+        model._encoder_path = encoder_dir
         output = model.predict(None, example_texts)
         model.pipeline, model._encoder_path = None, None
         return mlflow.pyfunc.log_model(
             name="model",
             python_model=model,
-            artifacts={PIPELINE_ARTIFACT: str(nested), ENCODER_ARTIFACT: str(encoder_path())},
+            artifacts={PIPELINE_ARTIFACT: str(nested), ENCODER_ARTIFACT: encoder_dir},
             signature=infer_signature(example_texts, output),
             input_example=example_texts,
             registered_model_name=registered_model_name,
@@ -97,6 +117,18 @@ def log_text_model(domain, pipeline, *, example_texts: pd.DataFrame, registered_
             # ships with it: a fresh serving environment needs no smartstream install
             code_paths=[str(Path(__file__).resolve().parents[1])],
         )
+
+
+def attach_encoders(pipeline, path: str) -> int:
+    """Attach the encoder saved at ``path`` to the pipeline's tuned encoder steps (a
+    loaded pipeline has none: the pickled state leaves it out); returns how many."""
+    from .embeddings import load_encoder
+    from .fine_tune import tuned_steps
+
+    steps = tuned_steps(pipeline)
+    for step in steps:
+        step.attach(load_encoder(str(path)))
+    return len(steps)
 
 
 def unwrap(pyfunc_model):

@@ -26,6 +26,7 @@ See ``grouped_holdout_split`` and ``grouped_folds``.
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -157,6 +158,8 @@ class Candidate:
     # the holdout rows as drawn, copies included: the mix that arrives (a drift reference;
     # ``holdout`` weighs each distinct row once). None: no copy was dropped, ``holdout`` is it
     holdout_drawn: pd.DataFrame | None = None
+    # the steps fitted before the search ({} none): a fine-tuned encoder's epochs, rows, losses, seconds
+    representation: dict = field(default_factory=dict)
 
     @property
     def arrival_sample(self) -> pd.DataFrame:
@@ -245,6 +248,10 @@ def train_model(
         groups = row_groups(data, [*features, *task.targets])
         plan = random_split(task, y, groups, settings, len(data))
     X_search, y_search = data.iloc[plan.search][features], y[plan.search]
+    # fitted once on the final fit's rows (never the holdout), before the search: a tuned encoder
+    started = time.perf_counter()
+    prefit = task.representation(data.iloc[plan.fit][features], y[plan.fit], settings.seed)
+    representation = _describe_representation(prefit, time.perf_counter() - started)
     # Hyperband on a time split: one fold, so the resource is the latest share of its training window
     steps = None
     if settings.pruner == "hyperband" and isinstance(task.split, TimeSplit) and len(plan.folds) == 1:
@@ -258,7 +265,7 @@ def train_model(
             return _recent_share_objective(trial, name, params)
         scores = []
         for step, (fit_idx, val_idx) in enumerate(plan.folds):
-            model = make_pipeline(name, params, numeric, categorical, settings.seed, settings.n_jobs, task=task)
+            model = make_pipeline(name, params, numeric, categorical, settings.seed, settings.n_jobs, task=task, prefit=prefit)
             model.fit(X_search.iloc[fit_idx], y_search[fit_idx])
             raw = task.predict(model, X_search.iloc[val_idx])
             scores.append(task.metrics(y_search[val_idx], raw)[task.objective])
@@ -275,7 +282,7 @@ def train_model(
         previous, score = None, float("nan")
         for resource, fit_idx in zip(TIME_RESOURCES, steps):
             if previous is None or not np.array_equal(fit_idx, previous):
-                model = make_pipeline(name, params, numeric, categorical, settings.seed, settings.n_jobs, task=task)
+                model = make_pipeline(name, params, numeric, categorical, settings.seed, settings.n_jobs, task=task, prefit=prefit)
                 model.fit(X_search.iloc[fit_idx], y_search[fit_idx])
                 score = float(task.metrics(y_search[val_idx], task.predict(model, X_search.iloc[val_idx]))[task.objective])
                 previous = fit_idx
@@ -304,7 +311,7 @@ def train_model(
     name, params = best.params["estimator"], _strip(best.params)
 
     fit_rows = data.iloc[plan.fit]
-    pipeline = make_pipeline(name, params, numeric, categorical, settings.seed, settings.n_jobs, task=task)
+    pipeline = make_pipeline(name, params, numeric, categorical, settings.seed, settings.n_jobs, task=task, prefit=prefit)
     pipeline.fit(fit_rows[features], y[plan.fit])
     holdout = data.iloc[plan.holdout]
     unique_holdout = holdout.iloc[first_of_each_group(np.arange(len(holdout)), groups[plan.holdout])]
@@ -332,7 +339,24 @@ def train_model(
         baselines=measure_baselines(task, fit_rows, y[plan.fit], holdout, y_holdout, numeric, categorical, settings),
         window=plan.window,
         holdout_drawn=drawn[columns].reset_index(drop=True) if dropped else None,
+        representation=representation,
     )
+
+
+def _describe_representation(prefit, seconds: float) -> dict:
+    """What the steps fitted before the search did (for the run's params and the asset's metadata)."""
+    from .fine_tune import TunedEncoder
+
+    out = {}
+    for name, step in prefit:
+        inner = getattr(step, "estimator", step)
+        if isinstance(inner, TunedEncoder):
+            out = {
+                "step": name, "fine_tuned": True, "epochs": inner.epochs, "rows": inner.rows_,
+                "batch_size": inner.batch_size, "encoder_lr": inner.encoder_lr, "head_lr": inner.head_lr,
+                "losses": inner.losses_, "seconds": round(seconds, 1),
+            }  # fmt: skip
+    return out
 
 
 def random_split(task, y, groups, settings: SearchSettings, rows: int) -> SplitPlan:
@@ -513,10 +537,11 @@ def first_of_each_group(positions, groups) -> np.ndarray:
     return positions[np.sort(first)]
 
 
-def make_pipeline(name: str, params: dict, numeric, categorical, seed: int = 42, n_jobs: int = 2, task=None):
+def make_pipeline(name: str, params: dict, numeric, categorical, seed: int = 42, n_jobs: int = 2, task=None, prefit=()):
     """The shared preprocessing and one estimator of the task (binary by default), as
     one sklearn Pipeline; wrapped as the task asks (an anchored regressor learns the
-    change from its anchor column)."""
+    change from its anchor column). ``prefit``: (name, fitted step) pairs that come first,
+    fitted before the search and frozen (``task.representation``: a tuned encoder)."""
     from sklearn.pipeline import Pipeline
 
     from .features import build_preprocessor
@@ -525,7 +550,7 @@ def make_pipeline(name: str, params: dict, numeric, categorical, seed: int = 42,
     task = task or BinaryClassification(target="label")
     model = task.estimator(name, params, seed, n_jobs)
     preprocess = build_preprocessor(list(numeric), list(categorical), task.embeddings, seed, task.text_scores, task.targets)
-    return task.wrap(Pipeline([("preprocess", preprocess), ("model", model)]))
+    return task.wrap(Pipeline([*prefit, ("preprocess", preprocess), ("model", model)]))
 
 
 def classification_metrics(y_true, proba, threshold: float = 0.5) -> tuple[dict[str, float], dict]:

@@ -66,3 +66,23 @@ def test_the_demo_materialises_the_graph_into_the_instance_and_is_safe_to_rerun(
     assert lake.read_parquet(ingestion.current_key("employees")).equals(current)
     # the same data trains an equally good candidate: the gate holds it for a person
     assert "| smartstream-employees-attrition | v1 |" in again.stdout
+
+
+def test_the_demo_gives_run_config_only_to_the_ops_of_each_step(monkeypatch):
+    import pytest
+
+    from smartstream_assets import demo
+
+    candidate = dg.AssetKey(["reviews", "absa_candidate"])
+    monkeypatch.setenv("SMARTSTREAM_DEMO_OPS_CONFIG", json.dumps({"reviews__absa_candidate": {"fine_tune_epochs": 1}}))
+    config = demo._ops_config()
+    assert demo._step_ops(config, {candidate, dg.AssetKey(["reviews", "labelled"])}) == {
+        "ops": {"reviews__absa_candidate": {"config": {"fine_tune_epochs": 1}}}
+    }
+    assert demo._step_ops(config, {dg.AssetKey(["reviews", "predictions"])}) == {}
+    monkeypatch.setenv("SMARTSTREAM_DEMO_OPS_CONFIG", "{not json")
+    with pytest.raises(SystemExit, match="not JSON"):
+        demo._ops_config()
+    monkeypatch.setenv("SMARTSTREAM_DEMO_OPS_CONFIG", '{"reviews__absa_candidate": 3}')
+    with pytest.raises(SystemExit, match="op names to configs"):
+        demo._ops_config()

@@ -10,13 +10,18 @@ retraining) as one domain of the graph, on the shared layer:
   sentence embeddings (cached in the lake by text hash) and the text features;
 - ``reviews/embeddings`` (hourly): the hour's reviews from ``reviews/current`` with
   their embeddings, what ``reviews/predictions`` scores;
-- the shared features, candidate (multi-output XGBoost on 128 principal components of
-  the embedding, text counts and cross-fitted TF-IDF + ridge scores of the text, Optuna), gate (a bar per output, better than the mean
-  predictor, not worse than the champion), predictions and drift report (the
-  embedding as one signal, the predicted scores, text length).
+- the shared features, candidate (the encoder fine-tuned on the training rows, then a
+  multi-output XGBoost on 128 principal components of its vectors, text counts and
+  cross-fitted TF-IDF + ridge scores of the text, Optuna), gate (a bar per output,
+  better than the mean predictor, not worse than the champion), predictions and drift
+  report (the packaged encoder's embedding as one signal, the predicted scores, text
+  length, the product mix).
 
 The registered model (``smartstream-reviews-absa``) is one pyfunc that takes
-``review_id`` and ``text`` and ships its encoder: ``mlflow models serve`` answers texts.
+``review_id`` and ``text`` and ships its tuned encoder: ``mlflow models serve`` answers
+texts, and batch scoring encodes each hour's texts with the champion's encoder. Drift
+compares the packaged (frozen) encoder's vectors, cached in the lake: one meaning of
+"the same texts" across champions.
 """
 
 from __future__ import annotations

@@ -1,9 +1,9 @@
 """Fine-tune the sentence encoder on labelled texts (a regression head of the targets).
 
 all-MiniLM-L6-v2 places texts by topic more than by polarity: frozen, its vectors cap
-the reviews model's sentiment R² near 0.38-0.46 on SemEval restaurants; trained for
-two epochs together with a linear head of the three targets, on the same training
-rows, 0.49-0.54 (``benchmarks/reviews_quality.py``). This module is that training
+the reviews model's sentiment R² at 0.38-0.46 on SemEval restaurants (three holdouts);
+trained for two epochs together with a linear head of the three targets, on the same
+training rows, 0.49-0.57 (``benchmarks/reviews_quality.py``). This module is that training
 step, pure (no Dagster, no MLflow): a fresh copy of the base encoder (the process's
 cached one is never touched), AdamW (encoder and head at their own rates), mean squared
 error, seeded batches.

@@ -21,6 +21,7 @@ from ..ml.tasks import (  # noqa: F401 (re-exported: a domain module imports all
     ColumnForecast,
     Embeddings,
     FineTune,
+    GroupSplit,
     MultiOutputRegression,
     PlainModel,
     RandomSplit,

@@ -35,11 +35,11 @@ MAX, MIN = "max", "min"
 
 # How the metric names read in reasons and tables.
 DISPLAY = {
-    "roc_auc": "ROC AUC", "f1": "F1", "accuracy": "accuracy", "precision": "precision", "recall": "recall",
+    "roc_auc": "ROC AUC", "average_precision": "AUPRC", "f1": "F1", "accuracy": "accuracy", "precision": "precision", "recall": "recall",
     "r2": "R²", "mse": "MSE", "rmse": "RMSE", "mae": "MAE",
 }  # fmt: skip
 
-CLASSIFICATION_DIRECTIONS = {"accuracy": MAX, "precision": MAX, "recall": MAX, "f1": MAX, "roc_auc": MAX}
+CLASSIFICATION_DIRECTIONS = {"accuracy": MAX, "precision": MAX, "recall": MAX, "f1": MAX, "roc_auc": MAX, "average_precision": MAX}
 REGRESSION_DIRECTIONS = {"r2": MAX, "mse": MIN, "rmse": MIN, "mae": MIN}
 
 
@@ -60,6 +60,22 @@ class RandomSplit:
     class for classification; exact duplicate rows are kept on one side (grouped)."""
 
     kind: ClassVar[str] = "random"
+
+
+@dataclass(frozen=True)
+class GroupSplit:
+    """A random holdout and k search folds as ``RandomSplit``, with every row of one value
+    of ``column`` on one side (a patient's hours: a model scored on hours of patients it
+    was trained on reads better than it will on the next patient). Stratified by class
+    for classification (sklearn's ``StratifiedGroupKFold``); exact duplicate rows are
+    still scored once."""
+
+    column: str
+    kind: ClassVar[str] = "group"
+
+    def __post_init__(self):
+        if not self.column:
+            raise ValueError("GroupSplit needs the column whose values stay on one side")
 
 
 @dataclass(frozen=True)
@@ -187,7 +203,7 @@ class TextScores:
 @dataclass(frozen=True)
 class _Task:
     objective: str = ""
-    split: RandomSplit | TimeSplit = field(default_factory=RandomSplit)
+    split: RandomSplit | GroupSplit | TimeSplit = field(default_factory=RandomSplit)
     baselines: tuple = ()
     embeddings: Embeddings | None = None  # numeric columns reduced together (PCA) before the model
     text_scores: TextScores | None = None  # a text column read through cross-fitted TF-IDF + ridge scores
@@ -262,6 +278,7 @@ class _Task:
         """Columns besides id, features and labels a holdout keeps: the time column of a time
         split, and the columns a baseline forecasts from."""
         extra = [self.split.time_column] if isinstance(self.split, TimeSplit) else []
+        extra += [self.split.column] if isinstance(self.split, GroupSplit) else []
         for baseline in self.baselines:
             if isinstance(baseline, ColumnForecast):
                 extra += list(baseline.columns)
@@ -333,6 +350,8 @@ class _Task:
                 "time_column": self.split.time_column, "holdout": self.split.holdout,
                 "validation": self.split.validation, "refit_on_validation": self.split.refit_on_validation,
             }  # fmt: skip
+        if isinstance(self.split, GroupSplit):
+            out["group_split"] = {"column": self.split.column}
         return out
 
 
@@ -344,6 +363,9 @@ class BinaryClassification(_Task):
     target: str = ""
     objective: str = "roc_auc"
     threshold: float = 0.5
+    # XGBoost's scale_pos_weight is searched in [1, max_pos_weight]: about negatives /
+    # positives for a rare class (sepsis hours: ~50), 3 for a mild imbalance (attrition)
+    max_pos_weight: float = 3.0
 
     kind: ClassVar[str] = "binary"
     pyfunc_method: ClassVar[str] = "predict_proba"
@@ -351,6 +373,8 @@ class BinaryClassification(_Task):
 
     def __post_init__(self):
         _check_task(self)
+        if not self.max_pos_weight >= 1.0:
+            raise ValueError(f"max_pos_weight must be >= 1 (got {self.max_pos_weight})")
 
     @property
     def targets(self) -> tuple[str, ...]:
@@ -387,7 +411,7 @@ class BinaryClassification(_Task):
         if name == "random_forest":
             return {**_forest_space(trial), "class_weight": trial.suggest_categorical("rf_class_weight", [None, "balanced"])}
         # weight on the minority class: F1 at a 0.5 threshold needs recall
-        return {**_xgb_space(trial), "scale_pos_weight": trial.suggest_float("xgb_scale_pos_weight", 1.0, 3.0)}
+        return {**_xgb_space(trial), "scale_pos_weight": trial.suggest_float("xgb_scale_pos_weight", 1.0, self.max_pos_weight, log=self.max_pos_weight > 10)}
 
     def baseline_estimator(self, name, seed, n_jobs):
         if name == "prior":
@@ -404,7 +428,7 @@ class BinaryClassification(_Task):
         return np.asarray(model.predict_proba(X), dtype=np.float64)[:, 1]
 
     def metrics(self, y_true, raw):
-        from sklearn.metrics import accuracy_score, f1_score, precision_score, recall_score, roc_auc_score
+        from sklearn.metrics import accuracy_score, average_precision_score, f1_score, precision_score, recall_score, roc_auc_score
 
         y_true = np.asarray(y_true).astype(int)
         pred = (np.asarray(raw) >= self.threshold).astype(int)
@@ -414,6 +438,8 @@ class BinaryClassification(_Task):
             "recall": float(recall_score(y_true, pred, zero_division=0)),
             "f1": float(f1_score(y_true, pred, zero_division=0)),
             "roc_auc": float(roc_auc_score(y_true, raw)) if np.unique(y_true).size == 2 else float("nan"),
+            # the area under the precision-recall curve: what a rare positive class needs besides ROC AUC
+            "average_precision": float(average_precision_score(y_true, raw)) if np.unique(y_true).size == 2 else float("nan"),
         }
 
     def report(self, y_true, raw):

@@ -236,7 +236,7 @@ def train_model(
     """
     import optuna
 
-    from .tasks import MAX, TimeSplit
+    from .tasks import MAX, GroupSplit, TimeSplit
 
     data = task.labelled(frame)
     features = list(categorical) + list(numeric) + task.text_columns
@@ -246,7 +246,14 @@ def train_model(
         groups = np.arange(len(data))
     else:
         groups = row_groups(data, [*features, *task.targets])
-        plan = random_split(task, y, groups, settings, len(data))
+        split_groups = groups
+        if isinstance(task.split, GroupSplit):  # every row of a patient on one side
+            if task.split.column not in data.columns:
+                raise ValueError(f"the group split needs column {task.split.column!r}, which the frame lacks")
+            if data[task.split.column].isna().any():
+                raise ValueError(f"{int(data[task.split.column].isna().sum())} labelled rows have no {task.split.column}: a group split cannot place them")
+            split_groups = pd.factorize(data[task.split.column])[0]
+        plan = random_split(task, y, split_groups, settings, len(data), unique=groups)
     X_search, y_search = data.iloc[plan.search][features], y[plan.search]
     # fitted once on the final fit's rows (never the holdout), before the search: a tuned encoder
     started = time.perf_counter()
@@ -359,9 +366,12 @@ def _describe_representation(prefit, seconds: float) -> dict:
     return out
 
 
-def random_split(task, y, groups, settings: SearchSettings, rows: int) -> SplitPlan:
-    """The holdout and the search folds of a random split, grouped by exact duplicates
-    and stratified by class where the task stratifies."""
+def random_split(task, y, groups, settings: SearchSettings, rows: int, unique=None) -> SplitPlan:
+    """The holdout and the search folds of a random split, grouped by ``groups`` (exact
+    duplicates, or a ``GroupSplit``'s column) and stratified by class where the task
+    stratifies; validation folds are scored on one row of each ``unique`` group (exact
+    duplicates; default ``groups``)."""
+    unique = groups if unique is None else np.asarray(unique)
     n_splits = holdout_splits(settings.test_size)
     strata = task.stratify(y)
     task.check_trainable(y, groups, max(2 * settings.folds, n_splits))
@@ -369,7 +379,7 @@ def random_split(task, y, groups, settings: SearchSettings, rows: int) -> SplitP
     groups_train = groups[train_idx]
     strata_train = (y if strata is None else strata)[train_idx]
     folds = [
-        (fit_idx, first_of_each_group(val_idx, groups_train))  # validation scored on unique rows
+        (fit_idx, first_of_each_group(val_idx, unique[train_idx]))  # validation scored on unique rows
         for fit_idx, val_idx in grouped_folds(strata_train, groups_train, settings.folds, settings.seed, stratified=strata is not None)
     ]
     if strata is not None:
@@ -382,7 +392,8 @@ def random_split(task, y, groups, settings: SearchSettings, rows: int) -> SplitP
                 f"cannot train on {rows} labelled rows: {', '.join(one_class)} would hold one class only once exact "
                 f"duplicates are grouped ({dict(zip(classes.tolist(), unique_counts))} unique rows by class)"
             )
-    return SplitPlan(search=train_idx, folds=folds, fit=train_idx, holdout=holdout_idx, window={"split": "random"})
+    window = {"split": task.split.kind, **({"group_column": task.split.column, "groups": {"train": int(np.unique(groups_train).size), "holdout": int(np.unique(groups[holdout_idx]).size)}} if task.split.kind == "group" else {})}
+    return SplitPlan(search=train_idx, folds=folds, fit=train_idx, holdout=holdout_idx, window=window)
 
 
 def time_split(data: pd.DataFrame, split) -> SplitPlan:

@@ -56,7 +56,7 @@ def physionet_frame(path: Path = DATA):
     admitted = pd.Timestamp("2019-01-01T00:00:00Z") + pd.to_timedelta(patients, unit="D")
     ts = admitted + pd.to_timedelta(raw["ICULOS"].astype(int), unit="h")
     frame = raw[["patient_id", *VITALS, *STATIC, "ICULOS", "SepsisLabel"]].copy()
-    frame.insert(1, "ts", ts.strftime("%Y-%m-%dT%H:%M:%SZ"))
+    frame.insert(1, "ts", pd.Series(ts).dt.strftime("%Y-%m-%dT%H:%M:%SZ").to_numpy())
     frame.insert(0, "reading_id", frame["patient_id"] + "@" + frame["ts"])
     return frame
 

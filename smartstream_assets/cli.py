@@ -4,6 +4,7 @@
     smartstream produce employees --drift age=+8,city=Pune,tier=-1   # inject drift
     smartstream produce co2 --weeks 4 [--drift level=+3,noise=x2]     # the next weekly readings
     smartstream produce reviews --hours 3 [--drift topic=laptops]      # the next hourly review drops
+    smartstream produce vitals --from-csv FILE --rate 50 --batch-seconds 1  # stream vital signs until Ctrl-C
 
     smartstream endpoint test co2 [--url http://127.0.0.1:5001]          # ask the served champion
 
@@ -40,6 +41,10 @@ def main(argv: list[str] | None = None) -> int:
     produce.add_argument("--weeks", type=int, default=1, help="co2: how many weekly readings per station")
     produce.add_argument("--hours", type=int, default=1, help="reviews: how many hourly objects, after the newest hour in the lake")
     produce.add_argument("--gzip", action="store_true", help="write .csv.gz like DMS with CompressionType GZIP")
+    produce.add_argument("--from-csv", default=None, help="vitals: stream these rows (CSV, .csv.gz); default: a generated population")
+    produce.add_argument("--rate", type=float, default=20.0, help="vitals: messages per second")
+    produce.add_argument("--batch-seconds", type=float, default=1.0, help="vitals: seconds between micro-batch objects")
+    produce.add_argument("--batches", type=int, default=0, help="vitals: stop after this many batches (0: until the rows run out or Ctrl-C)")
     produce.add_argument("--lake", default=None, help="s3://bucket/prefix or a folder")
     endpoint = commands.add_parser("endpoint", help="test a served model (make serve MODEL=...)")
     endpoint.add_argument("action", choices=["test"])
@@ -75,6 +80,8 @@ def _produce(args) -> int:
         drift = Co2Drift.parse(args.drift)
         produce_readings(lake, tables["co2"], weeks=args.weeks, seed=seed, drift=drift)
         return 0
+    if args.table == "vitals":
+        return _produce_vitals(args, lake, tables["vitals"], seed)
     if args.table == "reviews":
         from .producers import ReviewsDrift, produce_reviews
 
@@ -89,6 +96,33 @@ def _produce(args) -> int:
         + (f" with drift {drift}" if drift else "")
     )
     produce(lake, tables[args.table], files=args.files, interval=args.interval, events=args.events, seed=seed, drift=drift, compress=args.gzip)
+    return 0
+
+
+def _produce_vitals(args, lake, spec, seed: int) -> int:
+    """The seed's producer: validate the rows' columns, then one micro-batch object every
+    --batch-seconds until the rows run out, --batches, or Ctrl-C (after the current batch)."""
+    from datetime import datetime, timedelta, timezone
+
+    from .producers.vitals import LIVE_PATIENTS, ProducerError, population, prepare_rows, read_rows, stream_vitals
+
+    if args.batches < 0:
+        raise ValueError("--batches must be >= 0")
+    try:
+        if args.from_csv:
+            rows = read_rows(args.from_csv)
+            source = args.from_csv
+        else:  # the sample population, admitted over the last day
+            start = datetime.now(timezone.utc).replace(minute=0, second=0, microsecond=0) - timedelta(days=1)
+            rows = prepare_rows(population(LIVE_PATIENTS, seed=seed, start=start, id_prefix="S", labelled=False), source="the sample")
+            source = f"a generated population of {LIVE_PATIENTS} patients (seed {seed})"
+        print(f"streaming {len(rows)} messages from {source}: {args.rate:g}/s in batches every {args.batch_seconds:g}s "
+              f"into {lake.describe(spec.raw_prefix)} (Ctrl-C stops after the current batch)", flush=True)
+        stream_vitals(lake, spec, rows, rate=args.rate, batch_seconds=args.batch_seconds, batches=args.batches,
+                      log=lambda line: print(line, flush=True))  # fmt: skip
+    except ProducerError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
     return 0
 
 

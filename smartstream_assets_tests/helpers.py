@@ -260,7 +260,7 @@ class LakeProject:
         """The repository's sample objects under ``data/raw/<folder>`` into the lake, same keys."""
         from smartstream_assets.demo import SAMPLE_DIR
 
-        for path in sorted((SAMPLE_DIR / "raw" / folder).rglob("*.csv")):
+        for path in sorted(p for p in (SAMPLE_DIR / "raw" / folder).rglob("*") if p.is_file()):
             self.lake.write_bytes(path.relative_to(SAMPLE_DIR).as_posix(), path.read_bytes())
 
     def ingest(self, *specs: TableSpec) -> None:

@@ -101,7 +101,7 @@ def test_a_second_domain_gets_its_own_assets_jobs_sensor_and_schedule(defs):
     assert groups[dg.AssetKey(["loans", "trusted"])] == groups[dg.AssetKey(["loans", "current"])] == "loans"
     assert groups[dg.AssetKey(["loans", "features"])] == groups[LOANS_REPORT_KEY] == "loans"
     assert groups[dg.AssetKey(["employees", "trusted"])] == groups[dg.AssetKey(["employees", "dashboard"])] == "employees"
-    assert set(groups.values()) == {"employees", "co2", "reviews", "reviews_ingestion", "loans"}
+    assert set(groups.values()) == {"employees", "co2", "reviews", "reviews_ingestion", "loans", "vitals", "vitals_labelled"}
     # one node of each name per group: the hourly reviews table's ingestion has its own group
     assert groups[dg.AssetKey(["reviews", "trusted"])] == groups[dg.AssetKey(["reviews", "current"])] == "reviews_ingestion"
     assert groups[dg.AssetKey(["reviews_labelled", "trusted"])] == groups[dg.AssetKey(["reviews", "embeddings"])] == "reviews"

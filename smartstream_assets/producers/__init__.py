@@ -19,8 +19,10 @@ from .base import RawObject
 from .co2 import Co2Drift, Co2Producer
 from .employees import Drift, EmployeesProducer
 from .reviews import LabelledReviewsProducer, ReviewsDrift, ReviewsProducer, produce_reviews
+from .vitals import VitalsLabelledProducer, VitalsProducer
 
-PRODUCERS = {"employees": EmployeesProducer, "co2": Co2Producer, "reviews": ReviewsProducer, "reviews_labelled": LabelledReviewsProducer}
+PRODUCERS = {"employees": EmployeesProducer, "co2": Co2Producer, "reviews": ReviewsProducer, "reviews_labelled": LabelledReviewsProducer,
+             "vitals": VitalsProducer, "vitals_labelled": VitalsLabelledProducer}  # fmt: skip
 SAMPLE_SEED = 42
 
 __all__ = ["Co2Drift", "Drift", "PRODUCERS", "RawObject", "ReviewsDrift", "produce", "produce_reviews", "sample_objects", "write_samples"]

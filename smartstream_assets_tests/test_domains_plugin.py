@@ -22,6 +22,7 @@ from smartstream_assets.domains import (
 from smartstream_assets.domains.co2 import CO2
 from smartstream_assets.domains.employees import ATTRITION
 from smartstream_assets.domains.reviews import REVIEWS
+from smartstream_assets.domains.vitals import VITALS_DOMAIN
 from smartstream_assets.tables import load_tables
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -73,8 +74,9 @@ def defs(tmp_path_factory) -> dg.Definitions:
 
 
 def test_the_registry_lists_employees_with_its_extras_and_cadence():
-    plugin, co2_plugin, reviews_plugin = all_plugins()
-    assert plugin.domain is ATTRITION and all_domains() == [ATTRITION, CO2, REVIEWS]
+    plugin, co2_plugin, reviews_plugin, vitals_plugin = all_plugins()
+    assert plugin.domain is ATTRITION and all_domains() == [ATTRITION, CO2, REVIEWS, VITALS_DOMAIN]
+    assert vitals_plugin.load_extras().scoring_keys == [dg.AssetKey(["vitals", "hourly"])]
     # reviews scores its own hourly source, aligned on the hour, 10 minutes after it ends
     assert reviews_plugin.load_extras().scoring_keys == [dg.AssetKey(["reviews", "embeddings"])]
     assert REVIEWS.scoring_cadence.cron == "0 * * * *"  # partitions on the hour; the schedule at :10
@@ -101,7 +103,7 @@ def test_a_second_domain_gets_its_own_assets_jobs_sensor_and_schedule(defs):
     assert groups[dg.AssetKey(["loans", "trusted"])] == groups[dg.AssetKey(["loans", "current"])] == "loans"
     assert groups[dg.AssetKey(["loans", "features"])] == groups[LOANS_REPORT_KEY] == "loans"
     assert groups[dg.AssetKey(["employees", "trusted"])] == groups[dg.AssetKey(["employees", "dashboard"])] == "employees"
-    assert set(groups.values()) == {"employees", "co2", "reviews", "reviews_ingestion", "loans", "vitals", "vitals_labelled"}
+    assert set(groups.values()) == {"employees", "co2", "reviews", "reviews_ingestion", "loans", "vitals", "vitals_ingestion"}
     # one node of each name per group: the hourly reviews table's ingestion has its own group
     assert groups[dg.AssetKey(["reviews", "trusted"])] == groups[dg.AssetKey(["reviews", "current"])] == "reviews_ingestion"
     assert groups[dg.AssetKey(["reviews_labelled", "trusted"])] == groups[dg.AssetKey(["reviews", "embeddings"])] == "reviews"
@@ -119,7 +121,7 @@ def test_a_second_domain_gets_its_own_assets_jobs_sensor_and_schedule(defs):
     assert "loans_raw_sensor" in {s.name for s in defs.sensors}
 
     by_name = {s.name: s for s in defs.schedules}
-    assert set(by_name) == {"employees_monthly_scoring", "co2_hourly_scoring", "reviews_hourly_scoring", "loans_hourly_scoring"}
+    assert set(by_name) == {"employees_monthly_scoring", "co2_hourly_scoring", "reviews_hourly_scoring", "loans_hourly_scoring", "vitals_hourly_scoring"}
     assert by_name["loans_hourly_scoring"].cron_schedule == "0 * * * *"
     assert by_name["reviews_hourly_scoring"].cron_schedule == "10 * * * *"
     assert by_name["loans_hourly_scoring"].job_name == "loans_scoring"

@@ -141,7 +141,7 @@ def predictions_asset(domain: Domain, keys: dict) -> dg.AssetsDefinition:
             scored = scoring.score_batch(pipeline, frame, id_column=domain.id_column, features=needs, task=domain.task)
             # the scored feature rows travel with their scores: drift reads exactly what was scored
             # (and the columns the drift report judges against recent partitions: Domain.drift_recent)
-            carried = [c for c in (domain.drift_recent.columns if domain.drift_recent else ()) if c in frame.columns]
+            carried = [c for c in (*(domain.drift_recent.columns if domain.drift_recent else ()), *domain.carry_columns) if c in frame.columns]
             scored = frame[[domain.id_column, *domain.features, *carried]].reset_index(drop=True).join(scored.drop(columns=[domain.id_column]))
             scored.insert(0, "run_date", window.start.date())
             scored["model_version"] = champion.version

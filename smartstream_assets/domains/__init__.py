@@ -218,6 +218,9 @@ class Domain:
     drift_false_alarm_rate: float | None = None
     # categorical columns of the scoring rows judged against the recent scored partitions
     drift_recent: RecentMix | None = None
+    # columns of the scoring rows that travel with the predictions besides the id and the
+    # features (vitals: patient_id and ts, which the model does not read)
+    carry_columns: tuple[str, ...] = ()
     retrain_cooldown_hours: float = 24.0
     reference_rows: int = 5000  # drift baseline stored with a promoted version
     positive_label: str = "1"  # what the positive class means, for reports
@@ -295,6 +298,8 @@ class Domain:
             )
         if self.drift_recent is not None and set(self.drift_recent.columns) & set(self.features):
             raise ValueError(f"domain {self.name}: drift_recent columns must not be model features (got {', '.join(self.drift_recent.columns)})")
+        if set(self.carry_columns) & {*self.features, self.id_column}:
+            raise ValueError(f"domain {self.name}: carry_columns must not be its id or features (got {', '.join(self.carry_columns)})")
         unknown = [c for c in (self.drift_features or ()) if c not in self.features]
         if unknown or self.drift_features == ():
             raise ValueError(f"domain {self.name}: drift_features must be some of its features (got {', '.join(unknown) or 'none'})")
@@ -444,7 +449,7 @@ class DomainPlugin:
 
 
 # The registry: each module defines PLUGIN. Adding a domain is one line here.
-DOMAIN_MODULES: tuple[str, ...] = (f"{__name__}.employees", f"{__name__}.co2", f"{__name__}.reviews")
+DOMAIN_MODULES: tuple[str, ...] = (f"{__name__}.employees", f"{__name__}.co2", f"{__name__}.reviews", f"{__name__}.vitals")
 
 
 def all_plugins() -> list[DomainPlugin]:

@@ -15,14 +15,16 @@ from .helpers import fresh_project_env, tick
 
 def test_the_demo_materialises_the_graph_into_the_instance_and_is_safe_to_rerun(tmp_path):
     env = fresh_project_env(tmp_path)
-    # the reviews encoder fine-tuned for 1 epoch on 300 rows (make demo: 2 epochs on all, ~90 s)
-    env["SMARTSTREAM_DEMO_OPS_CONFIG"] = json.dumps({"reviews__absa_candidate": {"fine_tune_epochs": 1, "fine_tune_rows": 300}})
+    # the reviews encoder fine-tuned for 1 epoch on 300 rows (make demo: 2 epochs on all, ~90 s), 2 sepsis trials (8)
+    env["SMARTSTREAM_DEMO_OPS_CONFIG"] = json.dumps(
+        {"reviews__absa_candidate": {"fine_tune_epochs": 1, "fine_tune_rows": 300}, "vitals__sepsis_candidate": {"trials": 2}}
+    )
     home = env["DAGSTER_HOME"]
     cmd = [sys.executable, "-m", "smartstream_assets.demo"]
 
     first = subprocess.run(cmd, cwd=PROJECT_ROOT, env=env, capture_output=True, text=True, timeout=600)
     assert first.returncode == 0, first.stdout[-2000:] + first.stderr[-3000:]
-    assert "copied 100 sample objects" in first.stdout
+    assert "copied 116 sample objects" in first.stdout
     assert "| employees | 61 | 61 |" in first.stdout and "| co2 | 11 | 11 | 2225 | 0 | 2225 |" in first.stdout
     assert "| reviews | 24 | 1 | 687 | 0 | 687 |" in first.stdout and "| reviews_labelled | 4 | 4 | 2400 | 0 | 2400 |" in first.stdout
     assert "make ui" in first.stdout
@@ -34,11 +36,11 @@ def test_the_demo_materialises_the_graph_into_the_instance_and_is_safe_to_rerun(
         runs = instance.get_runs()
         # ingestion of each table, the unpartitioned ML graph, then each domain's scoring of
         # its latest partition (employees: the last month; co2: the last hour; reviews: the
-        # sample's last hour of reviews)
-        assert len(runs) == 8 and all(run.is_success for run in runs)
+        # sample's last hour of reviews; vitals: the last hour of live readings)
+        assert len(runs) == 11 and all(run.is_success for run in runs)
         scorings = {run.tags["dagster/partition"] for run in runs if run.tags.get("dagster/partition")}
         partition = ATTRITION.scoring_cadence.partitions_def().get_last_partition_key()
-        assert partition in scorings and "2026-11-24-23:00" in scorings and len(scorings) == 3
+        assert partition in scorings and "2026-11-24-23:00" in scorings and "2026-11-24-02:00" in scorings and len(scorings) == 4
         for key in (["reviews", "absa_champion"], ["reviews", "embeddings"], ["reviews", "drift_report"]):
             assert instance.get_latest_materialization_event(dg.AssetKey(key)) is not None, key
         for key in (["co2", "regressor_champion"], ["co2", "predictions"], ["co2", "model_quality_monitor"]):
@@ -58,6 +60,7 @@ def test_the_demo_materialises_the_graph_into_the_instance_and_is_safe_to_rerun(
     assert "| smartstream-employees-attrition | v1 |" in first.stdout
     assert "| smartstream-co2-regressor | v1 |" in first.stdout
     assert "| smartstream-reviews-absa | v1 |" in first.stdout
+    assert "| smartstream-vitals-sepsis | v1 |" in first.stdout
     assert (tmp_path / "mlflow.db").exists()
 
     again = subprocess.run(cmd, cwd=PROJECT_ROOT, env=env, capture_output=True, text=True, timeout=600)

@@ -17,8 +17,6 @@ missing ones.
 
 from __future__ import annotations
 
-import json
-import math
 import signal
 import time
 from collections.abc import Callable
@@ -81,14 +79,11 @@ def population(n_patients: int, *, seed, start: datetime, id_prefix: str = "P", 
     return out[[*MESSAGE_COLUMNS, *([LABEL] if labelled else [])]]
 
 
-def _line(record: dict) -> str:
-    # NaN (no reading charted) is sent as null, never as a made-up value
-    return json.dumps({k: (None if isinstance(v, float) and math.isnan(v) else v) for k, v in record.items()}, separators=(",", ":"))
-
-
 def to_jsonl(frame: pd.DataFrame) -> bytes:
-    records = frame.astype(object).where(frame.notna(), None).to_dict(orient="records")
-    return ("\n".join(_line(r) for r in records) + "\n").encode() if records else b""
+    """One JSON object per row; NaN (no reading charted) is sent as null, never as a made-up value."""
+    if frame.empty:
+        return b""
+    return frame.to_json(orient="records", lines=True).rstrip("\n").encode() + b"\n"
 
 
 def batch_key(sent: datetime, seq: int) -> str:
@@ -191,13 +186,16 @@ def stream_vitals(
     except ValueError:  # not the main thread: no signal handling, stop by batches / rows
         previous = None
     written: list[str] = []
+    sent = 0
     try:
         for seq, begin in enumerate(range(0, len(rows), size)):
             started = time.monotonic()
             key = spec.raw_prefix + batch_key(now(), seq)
-            lake.write_bytes(key, to_jsonl(rows.iloc[begin : begin + size]))
+            batch = rows.iloc[begin : begin + size]
+            lake.write_bytes(key, to_jsonl(batch))
             written.append(key)
-            log(f"batch {seq + 1}: {min(size, len(rows) - begin)} messages -> {lake.describe(key)}")
+            sent += len(batch)
+            log(f"batch {seq + 1}: {len(batch)} messages -> {lake.describe(key)}")
             if stop["asked"] or (batches and len(written) >= batches) or begin + size >= len(rows):
                 break
             wait = batch_seconds - (time.monotonic() - started)
@@ -208,5 +206,5 @@ def stream_vitals(
     finally:
         if previous is not None:
             signal.signal(signal.SIGINT, previous)
-    log(f"sent {sum(min(size, len(rows) - b) for b in range(0, min(len(rows), size * len(written)), size))} messages in {len(written)} batch(es)")
+    log(f"sent {sent} messages in {len(written)} batch(es)")
     return written

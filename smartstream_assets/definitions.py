@@ -13,7 +13,7 @@ from .keys import table_group
 from .io import IO_MANAGER_KEY, LakeParquetIOManager
 from .resources import AlertResource, LakeResource, MlflowResource, PredictionsDbResource, SourceDbResource
 from .schedules import build_scoring_schedule
-from .sensors import build_raw_sensor, build_retrain_sensor
+from .sensors import build_raw_sensor, build_retrain_sensor, daily_raw_sensor_name, raw_sensor_name
 from .tables import load_tables
 
 # BackfillPolicy.single_run() is what makes `--partition-range` work from the CLI;
@@ -24,14 +24,17 @@ warnings.filterwarnings("ignore", message=".*backfill_policy.*", category=dg.Bet
 def build_table_pieces(tables, plugins: list[DomainPlugin] = ()) -> tuple[list, list, list]:
     """Each table's ingestion assets, ingest job and raw sensor: (assets, jobs, sensors).
     A table's assets join the group of the domain built on it (``plugins``), else a group
-    of the table's own name."""
+    of the table's own name. A domain sensor that claims a table's raw sensor name (vitals
+    scores each micro-batch) leaves the table's per-date sensor ``<table>_daily_raw_sensor``."""
     domains = [plugin.domain for plugin in plugins]
+    claimed = {sensor.name for plugin in plugins for sensor in plugin.load_extras().sensors}
     assets, jobs, sensors = [], [], []
     for spec in tables:
         assets += build_ingestion_assets(spec, group=table_group(spec.name, domains))
         job = build_ingest_job(spec)
         jobs.append(job)
-        sensors.append(build_raw_sensor(spec, job))
+        name = raw_sensor_name(spec.name)
+        sensors.append(build_raw_sensor(spec, job, name=daily_raw_sensor_name(spec.name) if name in claimed else name))
     return assets, jobs, sensors
 
 
@@ -44,8 +47,8 @@ def build_domain_pieces(plugins: list[DomainPlugin]) -> tuple[list, list, list, 
         domain, extras = plugin.domain, plugin.load_extras()
         assets += build_ml_assets(domain) + list(extras.assets)
         retrain, scoring = build_retrain_job(domain), build_scoring_job(domain, list(extras.scoring_keys))
-        jobs += [retrain, scoring, build_cleanup_job(domain)]
-        sensors.append(build_retrain_sensor(domain, retrain))
+        jobs += [retrain, scoring, build_cleanup_job(domain), *extras.jobs]
+        sensors += [build_retrain_sensor(domain, retrain), *extras.sensors]
         schedules.append(build_scoring_schedule(domain, scoring))
     return assets, jobs, sensors, schedules
 

@@ -61,6 +61,7 @@ def main() -> int:
     with dg.DagsterInstance.get() as instance:
         for title, selection, tags, *partition in steps:
             partition = [partition[0]() if partition and callable(partition[0]) else (partition[0] if partition else None)]
+            tags = tags(instance) if callable(tags) else tags
             title = title.replace("{partition}", str(partition[0]))
             started = time.perf_counter()
             result = dg.materialize(
@@ -131,11 +132,13 @@ def ml_steps(table_names, lake: Lake | None = None) -> list[tuple]:
         *(asset_keys(p.domain)[r] for p in plugins for r in ("predictions", "drift")),
         *(key for p in plugins if p.domain.scoring_source for key in p.load_extras().scoring_keys),  # partitioned sources
     )
+    streams = [stream for p in plugins for stream in p.load_extras().streams]
+    streamed = dg.AssetSelection.assets(*(stream.key for stream in streams))
     monitors = MONITOR_ROLES
     steps = [
         (
             "features, models, promotion gates, forecasts",
-            ingested.downstream() - ingested - approvals - scored.downstream(),
+            ingested.downstream() - ingested - approvals - scored.downstream() - streamed,
             {},
             None,
         )
@@ -155,7 +158,24 @@ def ml_steps(table_names, lake: Lake | None = None) -> list[tuple]:
                 partition,
             )
         )
+    for stream in streams:
+        if lake is None or not stream.partitions(lake):
+            continue
+        steps.append((f"{stream.key.to_user_string()}: every sample micro-batch (one partition each) in one run",
+                      dg.AssetSelection.assets(stream.key), _stream_range(stream, lake), None))  # fmt: skip
     return steps
+
+
+def _stream_range(stream, lake: Lake):
+    """Tags of one run over every raw object's partition, added first (what the sensor does)."""
+
+    def tags(instance) -> dict:
+        partitions = stream.partitions(lake)
+        known = set(instance.get_dynamic_partitions(stream.partitions_def.name))
+        instance.add_dynamic_partitions(stream.partitions_def.name, [p for p in partitions if p not in known])
+        return {"dagster/asset_partition_range_start": partitions[0], "dagster/asset_partition_range_end": partitions[-1]}
+
+    return tags
 
 
 def _latest(find, lake: Lake, default: str):

@@ -22,9 +22,15 @@ def raw_sensor_name(table: str) -> str:
     return f"{table}_raw_sensor"
 
 
-def build_raw_sensor(spec: TableSpec, job) -> dg.SensorDefinition:
+def daily_raw_sensor_name(table: str) -> str:
+    """The per-date ingest sensor of a table whose ``<table>_raw_sensor`` a domain's own
+    sensor is (vitals: one run per micro-batch)."""
+    return f"{table}_daily_raw_sensor"
+
+
+def build_raw_sensor(spec: TableSpec, job, name: str | None = None) -> dg.SensorDefinition:
     @dg.sensor(
-        name=raw_sensor_name(spec.name),
+        name=name or raw_sensor_name(spec.name),
         job=job,
         minimum_interval_seconds=30,
         description=f"Requests an ingest run per ingest date with new objects under {spec.raw_prefix}.",

@@ -36,9 +36,14 @@ def test_the_demo_materialises_the_graph_into_the_instance_and_is_safe_to_rerun(
         runs = instance.get_runs()
         # ingestion of each table, the unpartitioned ML graph, then each domain's scoring of
         # its latest partition (employees: the last month; co2: the last hour; reviews: the
-        # sample's last hour of reviews; vitals: the last hour of live readings)
-        assert len(runs) == 11 and all(run.is_success for run in runs)
-        scorings = {run.tags["dagster/partition"] for run in runs if run.tags.get("dagster/partition")}
+        # sample's last hour of reviews; vitals: the last hour of live readings), and vitals'
+        # micro-batches scored as they land (one run over every sample object's partition)
+        assert len(runs) == 12 and all(run.is_success for run in runs)
+        batches = instance.get_dynamic_partitions("vitals_batches")
+        assert len(batches) == 12
+        stream = instance.get_latest_materialization_event(dg.AssetKey(["vitals", "scores"]))
+        assert stream is not None and stream.asset_materialization.partition in batches
+        scorings = {run.tags["dagster/partition"] for run in runs if run.tags.get("dagster/partition") and not run.tags["dagster/partition"].endswith(".jsonl")}
         partition = ATTRITION.scoring_cadence.partitions_def().get_last_partition_key()
         assert partition in scorings and "2026-11-24-23:00" in scorings and "2026-11-24-02:00" in scorings and len(scorings) == 4
         for key in (["reviews", "absa_champion"], ["reviews", "embeddings"], ["reviews", "drift_report"]):

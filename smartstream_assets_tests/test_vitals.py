@@ -3,9 +3,11 @@ past readings only) → a sepsis candidate split by patient, F1-searched, regist
 its scaler in one pipeline → the gate → an hour's live readings with their features
 (earlier hours as history) → predictions → the drift report."""
 
+import io
 import json
 from pathlib import Path
 
+import dagster as dg
 import pandas as pd
 import pytest
 
@@ -86,3 +88,82 @@ def test_the_sample_clean_hours_are_not_flagged(project):
         drift = project.materialize(HOURLY_KEY, K["predictions"], K["drift"], partition=hour)[K["drift"]]
         flagged.append(drift["drift_share"] >= VITALS_DOMAIN.drift_share_threshold)
     assert sum(flagged) == 0, flagged
+
+
+# ------------------------------------------------------------------ scored as data lands
+
+
+def _tick(project, cursor=None):
+    from smartstream_assets.resources import LakeResource
+
+    sensor = DEFS.get_sensor_def("vitals_raw_sensor")
+    with dg.build_sensor_context(instance=project.instance, cursor=cursor, definitions=DEFS,
+                                 resources={"lake": LakeResource(url=project.lake.url)}) as context:  # fmt: skip
+        return sensor(context)
+
+
+def _launch(project, result) -> dict:
+    """What the daemon does with a tick: add the partitions, run each request; partition ->
+    the metadata of its materialisation."""
+    from smartstream_assets.assets.vitals_stream import BATCHES, STREAM_ASSETS
+
+    for request in result.dynamic_partitions_requests:
+        project.instance.add_dynamic_partitions(BATCHES.name, list(request.partition_keys))
+    out = {}
+    for request in result.run_requests:
+        run = project.run(DEFS.assets, dg.AssetSelection.assets(STREAM_ASSETS[0].key), partition=request.partition_key, tags=request.tags)
+        assert run.success, project.failures(run)
+        for event in run.get_asset_materialization_events():
+            out[event.partition] = {k: v.value for k, v in event.materialization.metadata.items()}
+    return out
+
+
+def test_each_micro_batch_is_scored_as_it_lands(project, monkeypatch):
+    """sensor → one partition per raw object → scores in predictions/vitals/stream/; a new
+    object gets its own run keyed by its key and digest; a replay is not scored again; a
+    malformed message is quarantined and the rest of its batch scored."""
+    from smartstream_assets.ml.stream import read_scores
+    from smartstream_assets.producers.vitals import to_jsonl
+
+    spec = TABLES["vitals"]
+    objects = sorted(o.key for o in project.lake.list(spec.raw_prefix))
+    first = _tick(project)
+    # nothing in flight: two runs (the default), the sample's 12 objects shared between them
+    assert len(first.run_requests) == 2 and sorted(first.dynamic_partitions_requests[0].partition_keys) == [k.removeprefix(spec.raw_prefix) for k in objects]
+    metadata = _launch(project, first)
+    assert len(metadata) == len(objects)
+    messages = sum(len(project.lake.read_bytes(k).splitlines()) for k in objects)
+    assert sum(m["scored"] for m in metadata.values()) == messages and all(m["quarantined"] == 0 for m in metadata.values())
+    scores = read_scores(project.lake, "vitals")
+    assert len(scores) == messages and not scores.duplicated(["patient_id", "ts"]).any()
+    assert scores["probability"].between(0, 1).all() and scores["model_version"].nunique() == 1
+    # the hour layout, and a high-risk score alerted once per patient at most
+    assert {h for h in scores["hour"]} <= {f"2026-11-2{d}T{h:02d}" for d in (2, 3, 4) for h in range(24)}
+    # the same tick again: nothing new
+    again = _tick(project, first.cursor)
+    assert not again.run_requests and "no new micro-batch" in again.skip_reason.skip_message
+
+    # a new batch: its own run, keyed by the object's key and digest
+    live = pd.read_json(io.BytesIO(project.lake.read_bytes(objects[-1])), lines=True, dtype={"patient_id": str})
+    later = live.assign(ts=pd.to_datetime(live["ts"], utc=True) + pd.Timedelta(hours=1), ICULOS=live["ICULOS"] + 1)
+    later["ts"] = later["ts"].dt.strftime("%Y-%m-%dT%H:%M:%SZ")
+    lines = to_jsonl(later).decode().splitlines()
+    lines[0] = lines[0].replace('"patient_id":"', '"patient_ref":"')  # no patient_id
+    row = json.loads(lines[1])
+    row["HR"] = "tachy"  # text in a number
+    lines[1] = json.dumps(row)
+    new_key = spec.raw_prefix + "2026/11/24/04/vitals-20261124T040000-000012.jsonl"
+    project.lake.write_bytes(new_key, ("\n".join(lines) + "\n").encode())
+    tick = _tick(project, first.cursor)
+    assert len(tick.run_requests) == 1 and tick.run_requests[0].run_key.startswith(f"vitals:{new_key}:")
+    meta = _launch(project, tick)[new_key.removeprefix(spec.raw_prefix)]
+    assert (meta["messages"], meta["malformed"], meta["scored"]) == (len(lines), 2, len(lines) - 2)
+    # no patient_id: the message's fields are not the table's; "tachy": not a number
+    assert meta["quarantine_reasons"] == {"schema_mismatch": 1, "bad_value": 1}
+    # the same batch sent again under a new key: quarantined as replays, nothing rescored
+    replay_key = spec.raw_prefix + "2026/11/24/04/vitals-20261124T040500-000013.jsonl"
+    project.lake.write_bytes(replay_key, project.lake.read_bytes(new_key))
+    tick = _tick(project, tick.cursor)
+    meta = _launch(project, tick)[replay_key.removeprefix(spec.raw_prefix)]
+    assert (meta["scored"], meta["replayed_not_rescored"], meta["malformed"]) == (0, len(lines) - 2, 2)
+    assert len(read_scores(project.lake, "vitals")) == messages + len(lines) - 2

@@ -430,6 +430,21 @@ class DomainExtras:
 
     assets: Sequence = ()
     scoring_keys: Sequence = ()  # dagster AssetKeys
+    jobs: Sequence = ()  # the domain's own jobs (vitals: scoring each micro-batch as it lands)
+    # the domain's own sensors; one named like a table's raw sensor (``<table>_raw_sensor``)
+    # takes that name, and the table's per-date ingest sensor becomes ``<table>_daily_raw_sensor``
+    sensors: Sequence = ()
+    streams: Sequence["StreamAsset"] = ()  # assets with one dynamic partition per raw object
+
+
+@dataclass(frozen=True)
+class StreamAsset:
+    """An asset partitioned by raw object (dynamic partitions its sensor adds): what the
+    demo materialises for the sample's objects in one run."""
+
+    key: Any  # dagster AssetKey
+    partitions_def: Any  # dagster DynamicPartitionsDefinition
+    partitions: Callable[[Any], list[str]]  # lake -> the partition of every raw object there, in key order
 
 
 @dataclass(frozen=True)

@@ -22,7 +22,7 @@ from __future__ import annotations
 import pandas as pd
 
 from ..ml.vitals import DEFAULT_WINDOW, PATIENT, TIME, VITALS, feature_columns, rolled_columns, rolling_features
-from . import AT_LEAST, BinaryClassification, Cadence, Domain, DomainExtras, DomainPlugin, GroupSplit, PlainModel, QualityBar
+from . import AT_LEAST, BinaryClassification, Cadence, Domain, DomainExtras, DomainPlugin, GroupSplit, PlainModel, QualityBar, StreamAsset
 
 WINDOW = DEFAULT_WINDOW  # readings in the rolling windows (min / mean / max)
 SEARCH_TRIALS = 8
@@ -88,10 +88,46 @@ VITALS_DOMAIN = Domain(
 )
 
 
+# Scoring as data lands (assets/vitals_stream.py): a score at or above HIGH_RISK (the
+# F1-tuned model's decision threshold) alerts, at most once per patient per
+# ALERT_EVERY_HOURS of reading time; replays are recognised within REPLAY_HORIZON_HOURS
+# of a patient's newest reading.
+HIGH_RISK = SEPSIS_TASK.threshold
+ALERT_EVERY_HOURS = 6.0
+REPLAY_HORIZON_HOURS = 24.0
+
+
+def stream_settings(alert_threshold: float = HIGH_RISK, alert_every_hours: float = ALERT_EVERY_HOURS):
+    """What the micro-batch scorer remembers per patient and when it alerts."""
+    from ..ml.stream import StreamSettings
+    from ..tables import load_tables
+
+    return StreamSettings(
+        entity=PATIENT, time=TIME, columns=tuple(load_tables()["vitals"].columns), keep_last=WINDOW - 1,
+        horizon_hours=REPLAY_HORIZON_HOURS, alert_threshold=alert_threshold, alert_every_hours=alert_every_hours,
+    )  # fmt: skip
+
+
+def stream_scorer(pipeline, features: list[str]):
+    """(new readings, the patients' earlier readings) -> the readings with their rolling
+    features (the training function), ``probability`` of sepsis and the ``prediction``."""
+
+    def score(fresh: pd.DataFrame, history: pd.DataFrame) -> pd.DataFrame:
+        frame = rolling_features(fresh, window=WINDOW, history=history)
+        probability = SEPSIS_TASK.predict(pipeline, frame[features])
+        return frame.assign(probability=probability, prediction=(probability >= SEPSIS_TASK.threshold).astype("int64"))
+
+    return score
+
+
 def _extras() -> DomainExtras:
     from ..assets.vitals import VITALS_ASSETS, VITALS_SCORING_KEYS
+    from ..assets.vitals_stream import BATCHES, SCORES_KEY, STREAM_ASSETS, build_stream_job, build_stream_sensor, raw_partitions
 
-    return DomainExtras(assets=VITALS_ASSETS, scoring_keys=VITALS_SCORING_KEYS)
+    stream_job = build_stream_job()
+    return DomainExtras(assets=[*VITALS_ASSETS, *STREAM_ASSETS], scoring_keys=VITALS_SCORING_KEYS,
+                        jobs=[stream_job], sensors=[build_stream_sensor(stream_job)],
+                        streams=[StreamAsset(SCORES_KEY, BATCHES, raw_partitions)])  # fmt: skip
 
 
 def latest_hour(lake) -> str | None:

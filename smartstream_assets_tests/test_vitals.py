@@ -167,3 +167,46 @@ def test_each_micro_batch_is_scored_as_it_lands(project, monkeypatch):
     meta = _launch(project, tick)[replay_key.removeprefix(spec.raw_prefix)]
     assert (meta["scored"], meta["replayed_not_rescored"], meta["malformed"]) == (0, len(lines) - 2, 2)
     assert len(read_scores(project.lake, "vitals")) == messages + len(lines) - 2
+
+
+def test_the_cli_previews_the_sensor_and_scores_a_batch_range(project, tmp_path):
+    """The real CLI on the trained project: `dagster sensor preview` lists one request per
+    object while nothing is in flight, and `dagster asset materialize --partition-range`
+    scores a range of batch partitions in one run."""
+    import subprocess
+    import sys
+
+    from smartstream_assets.assets.vitals_stream import BATCHES, raw_partitions
+    from smartstream_assets.ml.stream import read_scores
+
+    lake_dir = tmp_path / "lake"
+    from smartstream_assets.lake import LocalLake
+
+    lake = LocalLake(lake_dir)
+    spec = TABLES["vitals"]
+    for obj in project.lake.list(spec.raw_prefix):
+        lake.write_bytes(obj.key, project.lake.read_bytes(obj.key))
+    home = tmp_path / "home"
+    home.mkdir()
+    (home / "dagster.yaml").write_text("telemetry:\n  enabled: false\n")
+    env = {**project.env(DAGSTER_HOME=str(home), SMARTSTREAM_STREAM_RUNS_IN_FLIGHT="20"), "SMARTSTREAM_LAKE": str(lake_dir)}
+    dagster = str(Path(sys.executable).with_name("dagster"))
+
+    def cli(*args):
+        proc = subprocess.run([dagster, *args], cwd=Path(__file__).resolve().parents[1], env=env, capture_output=True, text=True, timeout=300)
+        assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-3000:]
+        return proc.stdout + proc.stderr
+
+    out = cli("sensor", "preview", "vitals_raw_sensor", "-m", "smartstream_assets")
+    assert "Sensor returning run requests for 12 run(s)" in out  # 20 may be in flight: one run per object
+    partitions = raw_partitions(lake)
+    with dg.DagsterInstance.from_config(str(home)) as instance:
+        instance.add_dynamic_partitions(BATCHES.name, partitions)
+    out = cli("asset", "materialize", "-m", "smartstream_assets", "--select", "vitals/scores",
+              "--partition-range", f"{partitions[0]}...{partitions[5]}")  # fmt: skip
+    assert out.count("RUN_SUCCESS") == 1
+    scored = read_scores(lake, "vitals")
+    assert set(scored["batch"]) == {spec.raw_prefix + p for p in partitions[:6]}
+    with dg.DagsterInstance.from_config(str(home)) as instance:
+        done = instance.get_materialized_partitions(dg.AssetKey(["vitals", "scores"]))
+    assert done == set(partitions[:6])

@@ -67,3 +67,12 @@ def test_bad_input_is_named():
         rolling_features(_readings(), window=0)
     with pytest.raises(ValueError, match="history"):
         rolling_features(_readings(), history=_readings().drop(columns=["Temp"]))
+
+
+def test_the_vectorised_windows_equal_pandas_rolling():
+    frame = _readings(patients=7, hours=30, seed=5)
+    out = rolling_features(frame, window=5)
+    ordered = frame.assign(t=pd.to_datetime(frame["ts"])).sort_values(["patient_id", "t"])
+    for stat in ("min", "mean", "max"):
+        expected = getattr(ordered.groupby("patient_id")["O2Sat"].rolling(5, min_periods=1), stat)().reset_index(level=0, drop=True)
+        np.testing.assert_allclose(out.loc[expected.index, f"O2Sat_{stat}_5"], expected, rtol=1e-12, equal_nan=True)

@@ -348,7 +348,6 @@ def _score_object(lake, spec, obj: ObjectInfo, tails, settings: StreamSettings, 
             e: scored[e].to_numpy(),
             t: pd.to_datetime(scored[t], utc=True),
             "probability": probability,
-            "prediction_probabilities": list(np.column_stack([1.0 - probability, probability])),
             "prediction": scored["prediction"].astype("int64").to_numpy(),
             "high_risk": probability >= settings.alert_threshold,
             "original": [texts.get(int(n), "") for n in fresh["_line"]],
@@ -359,11 +358,18 @@ def _score_object(lake, spec, obj: ObjectInfo, tails, settings: StreamSettings, 
         hours = out[t].dt.strftime(HOUR_FORMAT)
         for hour, part in out.groupby(hours, sort=True):
             key = scores_key(domain, hour, obj.key, spec.raw_prefix)
-            lake.write_parquet(key, pa.Table.from_pandas(part.reset_index(drop=True), preserve_index=False))
+            lake.write_parquet(key, _with_both_classes(pa.Table.from_pandas(part.reset_index(drop=True), preserve_index=False)))
             outcome.files.append(key)
         outcome.frame, outcome.scored, outcome.high_risk = out, len(out), int(out["high_risk"].sum())
         tails = advance(tails, fresh.drop(columns="_line"), settings, obj.key)
     return outcome, tails
+
+
+def _with_both_classes(table: pa.Table) -> pa.Table:
+    """``prediction_probabilities`` after ``probability``: [P(0), P(1)] per row, as the seed sends."""
+    p = table.column("probability").to_numpy()
+    pairs = pa.FixedSizeListArray.from_arrays(pa.array(np.column_stack([1.0 - p, p]).ravel(), pa.float64()), 2)
+    return table.add_column(table.schema.get_field_index("probability") + 1, "prediction_probabilities", pairs)
 
 
 def _lines_of(data: bytes) -> dict[int, str]:

@@ -16,6 +16,8 @@ how the stream was cut does not change a score (tested: 1 batch vs 50).
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import pandas as pd
 
@@ -36,6 +38,18 @@ def rolled_columns(window: int) -> list[str]:
 def feature_columns(window: int = DEFAULT_WINDOW) -> list[str]:
     """The model's input columns for a window of ``window`` readings."""
     return [*VITALS, *rolled_columns(window), "hr_resp_ratio", "hours_since_admission", *STATIC]
+
+
+def _lags(values: np.ndarray, position: np.ndarray, window: int) -> np.ndarray:
+    """(rows, window): each row's value and its ``window - 1`` predecessors within its
+    patient (rows sorted by patient, then time), NaN where the patient has fewer. Vectorised
+    instead of pandas' groupby().rolling(), which is ~20x slower per micro-batch and gives
+    the same min / mean / max (NaN skipped; tested against it)."""
+    past = np.full((len(values), window), np.nan)
+    for lag in range(window):
+        shifted = values if lag == 0 else np.concatenate([np.full(lag, np.nan), values[:-lag]])
+        past[:, lag] = np.where(position >= lag, shifted, np.nan)
+    return past
 
 
 def rolling_features(
@@ -70,12 +84,16 @@ def rolling_features(
         frame = pd.concat([past.assign(_row=-1), frame], ignore_index=True)
     frame["_order"] = pd.to_datetime(frame[time], utc=True)
     frame = frame.sort_values([patient, "_order", "_row"], kind="stable").reset_index(drop=True)
-    grouped = frame.groupby(patient, sort=False)[list(ROLLED)]
+    # each row's position in its patient's readings: the lags that stay inside the patient
+    position = frame.groupby(patient, sort=False).cumcount().to_numpy()
     out = {}
-    for stat in STATS:
-        rolled = getattr(grouped.rolling(window, min_periods=1), stat)().reset_index(level=0, drop=True).sort_index()
-        for v in ROLLED:
-            out[f"{v}_{stat}_{window}"] = rolled[v].to_numpy(np.float64)
+    for v in ROLLED:
+        past = _lags(frame[v].to_numpy(np.float64), position, window)
+        with warnings.catch_warnings():  # a window with no reading at all is NaN, as pandas' rolling gives
+            warnings.simplefilter("ignore", RuntimeWarning)
+            stats = {"min": np.nanmin(past, axis=1), "mean": np.nanmean(past, axis=1), "max": np.nanmax(past, axis=1)}
+        for stat in STATS:
+            out[f"{v}_{stat}_{window}"] = stats[stat]
     features = pd.DataFrame(out, index=frame.index)
     hr, resp = frame["HR"].to_numpy(np.float64), frame["Resp"].to_numpy(np.float64)
     with np.errstate(divide="ignore", invalid="ignore"):

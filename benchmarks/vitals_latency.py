@@ -319,6 +319,7 @@ def main() -> int:
     parser.add_argument("--lakes", default="local,s3")
     parser.add_argument("--modes", default="strict,adaptive,loop")
     parser.add_argument("--big", type=int, default=100_000, help="messages in the one-object throughput measurement")
+    parser.add_argument("--keep", action="store_true", help="keep the temporary folder (instances, lakes, logs) and print it")
     args = parser.parse_args()
 
     import warnings
@@ -328,8 +329,12 @@ def main() -> int:
     from smartstream_assets.lake import LocalLake, S3Lake
 
     results, extras = [], {}
-    with tempfile.TemporaryDirectory(prefix="smartstream-vitals-latency-") as tmp:
+    import contextlib
+
+    with contextlib.nullcontext(tempfile.mkdtemp(prefix="smartstream-vitals-latency-")) if args.keep else tempfile.TemporaryDirectory(prefix="smartstream-vitals-latency-") as tmp:
         tmp = Path(tmp)
+        if args.keep:
+            print(f"keeping {tmp}")
         base = {k: v for k, v in os.environ.items() if not k.startswith("SMARTSTREAM_")}
         base.update(MLFLOW_TRACKING_URI=f"sqlite:///{tmp}/mlflow.db", OMP_WAIT_POLICY="PASSIVE", PYTHONUNBUFFERED="1")
         base.pop("MLFLOW_REGISTRY_URI", None)

@@ -182,10 +182,12 @@ def test_the_cli_previews_the_sensor_and_scores_a_batch_range(project, tmp_path)
     lake_dir = tmp_path / "lake"
     from smartstream_assets.lake import LocalLake
 
+    from smartstream_assets.demo import SAMPLE_DIR
+
     lake = LocalLake(lake_dir)
     spec = TABLES["vitals"]
-    for obj in project.lake.list(spec.raw_prefix):
-        lake.write_bytes(obj.key, project.lake.read_bytes(obj.key))
+    for path in sorted((SAMPLE_DIR / spec.raw_prefix).rglob("*.jsonl")):  # the sample's 12 objects only
+        lake.write_bytes(path.relative_to(SAMPLE_DIR).as_posix(), path.read_bytes())
     home = tmp_path / "home"
     home.mkdir()
     (home / "dagster.yaml").write_text("telemetry:\n  enabled: false\n")

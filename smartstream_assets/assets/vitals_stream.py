@@ -175,9 +175,9 @@ def scores(context: dg.AssetExecutionContext, config: StreamConfig, lake: LakeRe
         if o.quarantine_file:
             meta["quarantine"] = dg.MetadataValue.path(store.describe(o.quarantine_file))
         if o.frame is not None and len(o.frame):
-            shown = o.frame.drop(columns=["prediction_probabilities", "original"]).sort_values("probability", ascending=False).head(10)
+            shown = o.frame.drop(columns=["original"]).sort_values("probability", ascending=False).head(10)
             meta["highest_risk"] = preview(pa.Table.from_pandas(shown, preserve_index=False))
-        if o.caught_up or key == own[-1] and caught_up:
+        if key == own[-1] and caught_up:  # earlier objects this run scored for their own runs
             meta["caught_up_objects"] = dg.MetadataValue.json(caught_up)
         context.add_asset_metadata(meta, partition_key=partition)
     context.log.info(f"{len(own)} object(s): {total} readings scored in {seconds:.2f} s, {len(run.alerts)} alert(s)")

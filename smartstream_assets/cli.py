@@ -7,6 +7,7 @@
     smartstream produce vitals --from-csv FILE --rate 50 --batch-seconds 1  # stream vital signs until Ctrl-C
 
     smartstream endpoint test co2 [--url http://127.0.0.1:5001]          # ask the served champion
+    smartstream iam-policy --bucket my-lake [--prefix lake]             # the code location's least-privilege policy
 
 ``produce`` is the stand-in for a producer writing into S3: it streams generated
 CDC files into the lake's raw zone (``--lake``, else $SMARTSTREAM_LAKE, else the
@@ -52,8 +53,16 @@ def main(argv: list[str] | None = None) -> int:
     endpoint.add_argument("--url", default="http://127.0.0.1:5001", help="where make serve listens (default %(default)s)")
     endpoint.add_argument("--lake", default=None, help="s3://bucket/prefix or a folder (the features are read there)")
     endpoint.add_argument("--timeout", type=float, default=30.0, help="seconds to wait for the answer")
+    iam = commands.add_parser("iam-policy", help="print the code location's least-privilege IAM policy for the lake bucket")
+    iam.add_argument("--bucket", required=True, help="the lake's bucket")
+    iam.add_argument("--prefix", default="", help="the lake's prefix in the bucket (s3://bucket/PREFIX)")
     args = parser.parse_args(argv)
     try:
+        if args.command == "iam-policy":
+            from .iam import policy_json, registry_policy
+
+            sys.stdout.write(policy_json(registry_policy(args.bucket, args.prefix)))
+            return 0
         if args.command == "endpoint":
             return _endpoint_test(args)
         return _produce(args)

@@ -30,6 +30,14 @@ def test_the_demo_materialises_the_graph_into_the_instance_and_is_safe_to_rerun(
     assert "make ui" in first.stdout
 
     lake = LocalLake(tmp_path / "lake")
+    # the least-privilege policy (deploy/iam-policy.json) is enough: the whole graph wrote
+    # nowhere but the zones it owns (and read the raw prefixes the demo seeded)
+    from smartstream_assets.iam import OWNED_ZONES
+    from smartstream_assets.tables import load_tables
+
+    raw = tuple(spec.raw_prefix for spec in load_tables(extra="").values())
+    elsewhere = [o.key for o in lake.list("") if not o.key.startswith((*raw, *OWNED_ZONES))]
+    assert not elsewhere, elsewhere[:10]
     current = lake.read_parquet(ingestion.current_key("employees"))
     assert current.num_rows > 1000
     with dg.DagsterInstance.from_config(home) as instance:

@@ -8,6 +8,7 @@
 
     smartstream endpoint test co2 [--url http://127.0.0.1:5001]          # ask the served champion
     smartstream iam-policy --bucket my-lake [--prefix lake]             # the code location's least-privilege policy
+    smartstream results employees [--url http://127.0.0.1:3000]         # latest drift report and gate, from the UI's GraphQL
 
 ``produce`` is the stand-in for a producer writing into S3: it streams generated
 CDC files into the lake's raw zone (``--lake``, else $SMARTSTREAM_LAKE, else the
@@ -56,8 +57,22 @@ def main(argv: list[str] | None = None) -> int:
     iam = commands.add_parser("iam-policy", help="print the code location's least-privilege IAM policy for the lake bucket")
     iam.add_argument("--bucket", required=True, help="the lake's bucket")
     iam.add_argument("--prefix", default="", help="the lake's prefix in the bucket (s3://bucket/PREFIX)")
+    results = commands.add_parser("results", help="the latest drift report and gate decision of a domain, from the Dagster webserver's GraphQL API")
+    results.add_argument("domain")
+    results.add_argument("--url", default="http://127.0.0.1:3000", help="the Dagster webserver (default %(default)s)")
     args = parser.parse_args(argv)
     try:
+        if args.command == "results":
+            import json
+
+            from .results_api import ResultsApiError, latest_results
+
+            try:
+                print(json.dumps(latest_results(args.url, args.domain), indent=2))
+            except ResultsApiError as exc:
+                print(f"smartstream: {exc}", file=sys.stderr)
+                return 2
+            return 0
         if args.command == "iam-policy":
             from .iam import policy_json, registry_policy
 

@@ -270,6 +270,8 @@ def drift_asset(domain: Domain, keys: dict) -> dg.AssetsDefinition:
                     "drift_share": dg.MetadataValue.float(summary.drift_share),
                     "dataset_drift": bool(summary.dataset_drift),
                     "drifted_columns": dg.MetadataValue.md(drift_markdown(summary)),
+                    # the same as a list, for apps reading the GraphQL API (results_api.py)
+                    "drifted": dg.MetadataValue.json(sorted(c.column for c in summary.columns if c.drifted)),
                     "prediction_drift": bool(summary.prediction_drift),
                     "prediction_drift_statistic": dg.MetadataValue.float(summary.prediction.statistic) if summary.prediction else 0.0,
                     "drift_share_threshold": domain.drift_share_threshold,

@@ -11,6 +11,8 @@ setup(
         "dagster==1.13.27",
         "dagster-webserver==1.13.27",
         "dagster-aws==0.29.27",
+        "dagster-postgres==0.29.27",  # the production instance: run, event log and schedule storage
+        "psycopg2-binary==2.9.13",  # what dagster-postgres connects with
         "boto3==1.44.5",
         "pandas==2.3.3",
         "numpy==2.4.6",  # the seeded sample data depends on its random streams

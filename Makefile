@@ -81,4 +81,5 @@ mlflow-ui: install
 	$(BIN)/mlflow ui --host 127.0.0.1 --port 5000 --backend-store-uri sqlite:///$(CURDIR)/.smartstream/mlflow.db
 
 clean:
+	-test -x $(BIN)/python && $(BIN)/python -c "from smartstream_assets.local_stack import postgres_workdir, STACK_DIR; import shutil; shutil.rmtree(postgres_workdir(STACK_DIR), ignore_errors=True)"
 	rm -rf .smartstream

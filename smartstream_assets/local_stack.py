@@ -370,7 +370,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if args.command == "env":
             print("\n".join(env_lines(args.dir)))
-            if _running_count(args.dir) < 2:
+            if _running_count(args.dir) < len(SERVERS):
                 print("warning: the stack is not (fully) running; `make stack` starts it", file=sys.stderr)
             return 0
         return {"up": up, "down": down, "status": status}[args.command](args.dir)
@@ -419,10 +419,12 @@ def up(stack_dir: Path = STACK_DIR) -> int:
         _record(stack_dir, state, mlflow, port=port)
         print(f"started mlflow (pid {mlflow.pid}): {mlflow.url}, artifacts in {mlflow.artifacts}")
 
+    _up_postgres(stack_dir, state)
+
     rel = _display(stack_dir)
     command = _command(stack_dir)
     print(
-        f"\nThe stack runs in the background (logs in {rel}/, S3 keys in {rel}/credentials.env).\n"
+        f"\nThe stack runs in the background (logs in {rel}/, S3 keys and the database password in {rel}/credentials.env).\n"
         "Point a shell at it:\n\n"
         f'    eval "$({command} env)"\n\n'
         f"Stop it with `{command} down`"
@@ -431,19 +433,98 @@ def up(stack_dir: Path = STACK_DIR) -> int:
     return 0
 
 
+PG_USER = "smartstream"
+PG_DATABASE = "dagster"
+PREFERRED_PG_PORT = 5432
+SERVERS = ("seaweedfs", "mlflow", "postgres")
+
+
+def postgres_workdir(stack_dir: Path) -> Path:
+    """Where the stack's PostgreSQL cluster lives: in the stack folder, unless we are root:
+    then postgres runs as the ``postgres`` account, which cannot enter the stack folder
+    (0700), so under /var/tmp, named after the stack folder."""
+    stack_dir = Path(stack_dir).resolve()
+    if os.geteuid() != 0:
+        return stack_dir / "postgres"
+    import hashlib
+
+    return Path("/var/tmp") / f"smartstream-postgres-{hashlib.sha1(str(stack_dir).encode()).hexdigest()[:12]}"
+
+
+def _up_postgres(stack_dir: Path, state: dict) -> None:
+    """PostgreSQL for the production Dagster instance (``instance_config``): started
+    detached, its database created, ``dagster/dagster.yaml`` written in the stack folder."""
+    from . import instance_config
+    from .pg_server import PostgresError, find_postgres_bin, start_postgres
+
+    password = ensure_pg_password(stack_dir)
+    running = _found_server(stack_dir, "postgres", state)
+    if running is not None:
+        print(f"postgres already running (pid {running.pid}): {running.url}")
+        port = state["postgres"]["port"]
+    else:
+        try:
+            find_postgres_bin()
+        except PostgresError:
+            _install_postgres()
+        previous = state.get("postgres", {}).get("port") or PREFERRED_PG_PORT
+        workdir = postgres_workdir(stack_dir)
+        try:
+            server = start_postgres(workdir=workdir, password=password, port=previous if port_is_free(previous) else free_port(),
+                                    detach=True, user=PG_USER)  # fmt: skip
+        except PostgresError as exc:
+            raise StackError(f"postgres did not start: {exc}") from None
+        port = server.port
+        url = f"postgresql://{PG_USER}@{HOST}:{port}/{PG_DATABASE}"
+        server_record = Server(name="postgres", pid=server.process.pid, url=url, log_path=workdir / "postgres.log")
+        _record(stack_dir, state, server_record, port=port, marker=str(workdir / "data"))
+        print(f"started postgres (pid {server.process.pid}): {url}, data in {workdir}")
+    import psycopg
+
+    with psycopg.connect(host=HOST, port=port, user=PG_USER, password=password, dbname="postgres", autocommit=True) as conn:
+        if conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (PG_DATABASE,)).fetchone() is None:
+            conn.execute(f"CREATE DATABASE {PG_DATABASE}")
+    path = instance_config.write_instance(stack_dir / "dagster", host=HOST, port=port, user=PG_USER, db=PG_DATABASE)
+    print(f"the production Dagster instance: {path} (DAGSTER_HOME in `env`)")
+
+
+def _install_postgres() -> None:
+    """Debian's PostgreSQL server, with apt, when its binaries are missing (root only)."""
+    if os.geteuid() != 0 or shutil.which("apt-get") is None:
+        raise StackError("PostgreSQL server binaries are missing: install them (Debian: apt-get install postgresql) and run `make stack` again")
+    print("PostgreSQL server binaries missing: installing Debian's postgresql with apt-get (as root) ...", flush=True)
+    result = subprocess.run(["apt-get", "install", "-y", "--no-install-recommends", "postgresql"], capture_output=True, text=True)
+    if result.returncode != 0:
+        raise StackError(f"apt-get install postgresql failed:\n{result.stdout[-1500:]}{result.stderr[-1500:]}")
+
+
+def ensure_pg_password(stack_dir: Path = STACK_DIR) -> str:
+    """The stack's PostgreSQL password: read from ``credentials.env``, else generated once
+    and added there (the file stays 0600)."""
+    path = Path(stack_dir) / "credentials.env"
+    text = path.read_text() if path.exists() else ""
+    values = dict(line.split("=", 1) for line in text.splitlines() if "=" in line and not line.startswith("#"))
+    if values.get("DAGSTER_PG_PASSWORD", "").strip():
+        return values["DAGSTER_PG_PASSWORD"].strip()
+    password = secrets.token_urlsafe(24)
+    _write_private(path, text + ("" if not text or text.endswith("\n") else "\n")
+                   + f"# the local PostgreSQL of the production Dagster instance\nDAGSTER_PG_PASSWORD={password}\n")  # fmt: skip
+    return password
+
+
 def down(stack_dir: Path = STACK_DIR) -> int:
     """Stop the servers of the pid files (both at once); data and keys stay."""
     stack_dir = Path(stack_dir)
     state = _read_state(stack_dir)
     found = []
-    for name in ("mlflow", "seaweedfs"):
+    for name in ("mlflow", "postgres", "seaweedfs"):
         server = _found_server(stack_dir, name, state)
         if server is None:
             print(f"{name}: not running")
         else:
             found.append(server)
     stop_servers(found)
-    for name in ("mlflow", "seaweedfs"):
+    for name in SERVERS:
         (stack_dir / f"{name}.pid").unlink(missing_ok=True)
     for server in found:
         print(f"stopped {server.name} (pid {server.pid}, {server.url})")
@@ -453,15 +534,15 @@ def down(stack_dir: Path = STACK_DIR) -> int:
 
 
 def status(stack_dir: Path = STACK_DIR) -> int:
-    """Print what runs where; exit code 0 only if both servers run."""
+    """Print what runs where; exit code 0 only if every server runs."""
     stack_dir = Path(stack_dir)
     state = _read_state(stack_dir)
     running = 0
-    for name in ("seaweedfs", "mlflow"):
+    for name in SERVERS:
         server = _found_server(stack_dir, name, state)
         print(f"{name}: running (pid {server.pid}) at {server.url}" if server else f"{name}: not running")
         running += server is not None
-    return 0 if running == 2 else 3
+    return 0 if running == len(SERVERS) else 3
 
 
 def env_lines(stack_dir: Path = STACK_DIR) -> list[str]:
@@ -479,6 +560,9 @@ def env_lines(stack_dir: Path = STACK_DIR) -> list[str]:
         "AWS_REGION": REGION,
         "MLFLOW_TRACKING_URI": state["mlflow"]["url"],
     }
+    if "postgres" in state:  # the production Dagster instance on the stack's PostgreSQL
+        values["DAGSTER_HOME"] = str((stack_dir / "dagster").resolve())
+        values["DAGSTER_PG_PASSWORD"] = ensure_pg_password(stack_dir)
     return [f"export {name}={shlex.quote(value)}" for name, value in values.items()]
 
 
@@ -813,7 +897,7 @@ def _found_server(stack_dir: Path, name: str, state: dict) -> Server | None:
         pid = int((Path(stack_dir) / f"{name}.pid").read_text().strip())
     except (FileNotFoundError, ValueError):
         return None
-    if not _pid_alive(pid) or not _is_stack_process(pid, Path(stack_dir)):
+    if not _pid_alive(pid) or not _is_stack_process(pid, Path(stack_dir), state.get(name, {}).get("marker")):
         return None
     url = state.get(name, {}).get("url", "?")
     leftovers = ()
@@ -822,12 +906,13 @@ def _found_server(stack_dir: Path, name: str, state: dict) -> Server | None:
     return Server(name=name, pid=pid, url=url, log_path=Path(stack_dir) / f"{name}.log", leftovers=leftovers)
 
 
-def _is_stack_process(pid: int, stack_dir: Path) -> bool:
-    # Its command line names the stack folder (weed's -dir, mlflow's sqlite path) and
-    # it leads its own process group (it was started in a new session).
+def _is_stack_process(pid: int, stack_dir: Path, marker: str | None = None) -> bool:
+    # Its command line names the stack folder (weed's -dir, mlflow's sqlite path) or its
+    # recorded data folder (postgres' -D), and it leads its own process group (it was
+    # started in a new session).
     try:
         cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().decode(errors="replace")
-        return str(stack_dir.resolve()) in cmdline and os.getpgid(pid) == pid
+        return (str(stack_dir.resolve()) in cmdline or bool(marker and marker in cmdline)) and os.getpgid(pid) == pid
     except ProcessLookupError:
         return False
     except OSError:
@@ -836,7 +921,7 @@ def _is_stack_process(pid: int, stack_dir: Path) -> bool:
 
 def _running_count(stack_dir: Path) -> int:
     state = _read_state(Path(stack_dir))
-    return sum(_found_server(Path(stack_dir), name, state) is not None for name in ("seaweedfs", "mlflow"))
+    return sum(_found_server(Path(stack_dir), name, state) is not None for name in SERVERS)
 
 
 def _command(stack_dir: Path) -> str:

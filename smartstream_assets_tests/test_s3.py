@@ -5,6 +5,7 @@ standard variables exactly as a user's shell or the Dagster daemon would be."""
 import gzip
 import json
 import os
+import shutil
 import socket
 import stat
 import subprocess
@@ -408,13 +409,13 @@ def test_stack_cli_up_env_down(tmp_path):
     try:
         code, out, err = stack("up", directory=directory)
         assert code == 0, out + err
-        assert "started seaweedfs" in out and "started mlflow" in out and 'eval "$(' in out
+        assert "started seaweedfs" in out and "started mlflow" in out and "started postgres" in out and 'eval "$(' in out
         assert stat.S_IMODE(directory.stat().st_mode) == 0o700
         for private in ("credentials.env", "s3.json"):
             assert stat.S_IMODE((directory / private).stat().st_mode) == 0o600
         _, secret = local_stack.ensure_credentials(directory)
         code, again, _ = stack("up", directory=directory)  # harmless when running
-        assert code == 0 and "seaweedfs already running" in again and "mlflow already running" in again
+        assert code == 0 and "seaweedfs already running" in again and "mlflow already running" in again and "postgres already running" in again
 
         code, exports, _ = stack("env", directory=directory)
         assert code == 0
@@ -432,18 +433,32 @@ def test_stack_cli_up_env_down(tmp_path):
             [sys.executable, "-c", check], cwd=PROJECT, env={**os.environ, **env}, capture_output=True, text=True
         )
         assert proc.stdout.strip() == "s3://smartstream/lake/ ['raw/hello.txt']", proc.stderr
+        # the production Dagster instance on the stack's PostgreSQL, the password from the 0600 file
+        assert env["DAGSTER_HOME"] == str((directory / "dagster").resolve()) and env["DAGSTER_PG_PASSWORD"]
+        assert env["DAGSTER_PG_PASSWORD"] not in (directory / "dagster" / "dagster.yaml").read_text()
+        check = "import dagster as dg\nwith dg.DagsterInstance.get() as i:\n    print(type(i.run_storage).__name__, i.run_monitoring_enabled)\n"
+        proc = subprocess.run([sys.executable, "-c", check], cwd=PROJECT, env={**os.environ, **env}, capture_output=True, text=True)
+        assert proc.stdout.strip() == "PostgresRunStorage True", proc.stderr[-2000:]
 
         code, status, _ = stack("status", directory=directory)
-        assert code == 0 and "seaweedfs: running" in status and "mlflow: running" in status
-        pids = [int((directory / f"{name}.pid").read_text()) for name in ("seaweedfs", "mlflow")]
+        assert code == 0 and "seaweedfs: running" in status and "mlflow: running" in status and "postgres: running" in status
+        pids = [int((directory / f"{name}.pid").read_text()) for name in ("seaweedfs", "mlflow", "postgres")]
+        # nothing of the stack listens beyond 127.0.0.1
+        listening = []
+        for pid in pids:
+            for process in [psutil.Process(pid), *psutil.Process(pid).children(recursive=True)]:
+                listening += [(process.name(), c.laddr.ip, c.laddr.port) for c in process.net_connections(kind="inet") if c.status == psutil.CONN_LISTEN]
+        assert listening and all(ip == "127.0.0.1" for _, ip, _ in listening), listening
+        assert {"postgres", "weed"} <= {name for name, _, _ in listening}
         code, stopped, _ = stack("down", directory=directory)
-        assert code == 0 and "stopped mlflow" in stopped and "stopped seaweedfs" in stopped
+        assert code == 0 and "stopped mlflow" in stopped and "stopped seaweedfs" in stopped and "stopped postgres" in stopped
         assert not any(psutil.pid_exists(pid) for pid in pids)
         assert secret not in out + again + status + stopped  # only `env` prints it
         code, status, _ = stack("status", directory=directory)
         assert code == 3 and "seaweedfs: not running" in status
     finally:
         stack("down", directory=directory)
+        shutil.rmtree(local_stack.postgres_workdir(directory), ignore_errors=True)
 
 
 def test_the_s3_variables_do_not_outlive_the_tests_that_set_them():

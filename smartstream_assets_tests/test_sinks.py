@@ -285,7 +285,9 @@ def test_predictions_db_resource_reads_the_url_at_run_time_and_never_shows_it(po
 
 
 def test_missing_server_binaries_fail_the_fixture_with_a_clear_message(monkeypatch, tmp_path):
-    monkeypatch.setattr(postgres, "SEARCH_GLOB", str(tmp_path / "nowhere" / "*" / "bin"))
+    from smartstream_assets import pg_server
+
+    monkeypatch.setattr(pg_server, "SEARCH_GLOB", str(tmp_path / "nowhere" / "*" / "bin"))
     monkeypatch.setenv("PATH", str(tmp_path))
     with pytest.raises(postgres.PostgresError, match=r"initdb, postgres\) not found"):
         postgres.start_postgres()

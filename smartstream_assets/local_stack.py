@@ -1,9 +1,10 @@
-"""A local REAL stack on 127.0.0.1: SeaweedFS as the S3 lake, an MLflow tracking server.
+"""A local REAL stack on 127.0.0.1: SeaweedFS as the S3 lake, an MLflow tracking server,
+PostgreSQL for the production Dagster instance (``instance_config``).
 
-    python -m smartstream_assets.local_stack up              # start both, detached (`make stack`)
-    eval "$(python -m smartstream_assets.local_stack env)"   # point this shell at them
+    python -m smartstream_assets.local_stack up              # start them, detached (`make stack`)
+    eval "$(python -m smartstream_assets.local_stack env)"   # point this shell at them (DAGSTER_HOME too)
     python -m smartstream_assets.local_stack status
-    python -m smartstream_assets.local_stack down            # stop both (`make stack-down`)
+    python -m smartstream_assets.local_stack down            # stop them (`make stack-down`)
 
 The stack lives in ``.smartstream/stack/`` under the project root: data, logs, pid
 files, and access keys generated once (``credentials.env``, mode 0600). Only ``env``

@@ -48,17 +48,15 @@ def _spec():
     return load_tables()[LIVE_TABLE]
 
 
-def object_key(partition: str) -> str:
-    return _spec().raw_prefix + partition
-
-
-def partition_of(key: str) -> str:
-    return key.removeprefix(_spec().raw_prefix)
+def partition_of(key: str, prefix: str) -> str:
+    """A raw object's partition: its key under the table's raw prefix."""
+    return key.removeprefix(prefix)
 
 
 def raw_partitions(lake) -> list[str]:
     """The partition of every raw vitals object in ``lake``, in key order."""
-    return sorted(partition_of(o.key) for o in lake.list(_spec().raw_prefix) if not o.key.endswith("/"))
+    prefix = _spec().raw_prefix
+    return sorted(partition_of(o.key, prefix) for o in lake.list(prefix) if not o.key.endswith("/"))
 
 
 class StreamConfig(dg.Config):
@@ -114,7 +112,7 @@ def scores(context: dg.AssetExecutionContext, config: StreamConfig, lake: LakeRe
                                        retrain_job=retrain_job_name(VITALS_DOMAIN))  # fmt: skip
     except scoring.ScoringError as exc:
         raise dg.Failure(str(exc)) from None
-    own = [object_key(p) for p in context.partition_keys]
+    own = [spec.raw_prefix + p for p in context.partition_keys]
     started = time.perf_counter()
     run = run_stream(store, spec, own, domain=VITALS_DOMAIN.name,
                      settings=stream_settings(config.alert_threshold, config.alert_every_hours),
@@ -240,9 +238,9 @@ def build_stream_sensor(job) -> dg.SensorDefinition:
         listed = [o for o in store.list(spec.raw_prefix, start_after=None if full else high_water) if not o.key.endswith("/")]
         if full:
             known = set(context.instance.get_dynamic_partitions(BATCHES.name))
-            new = [o for o in listed if partition_of(o.key) not in known]
+            new = [o for o in listed if partition_of(o.key, spec.raw_prefix) not in known]
         else:
-            new = [o for o in listed if o.key > high_water and not context.instance.has_dynamic_partition(BATCHES.name, partition_of(o.key))]
+            new = [o for o in listed if o.key > high_water and not context.instance.has_dynamic_partition(BATCHES.name, partition_of(o.key, spec.raw_prefix))]
         new.sort(key=lambda o: o.key)
         in_flight = context.instance.get_runs_count(dg.RunsFilter(job_name=job.name, statuses=IN_FLIGHT))
         free = _setting(RUNS_IN_FLIGHT_ENV, 2) - in_flight
@@ -259,7 +257,7 @@ def build_stream_sensor(job) -> dg.SensorDefinition:
             return dg.SensorResult(skip_reason=f"{why} ({len(listed)} listed, {'full scan' if full else 'new keys only'})", cursor=new_cursor)
         requests = []
         for run in runs:
-            parts = [partition_of(o.key) for o in run]
+            parts = [partition_of(o.key, spec.raw_prefix) for o in run]
             digest = 0
             for o in run:
                 digest = (digest + object_hash(o)) & ((1 << 64) - 1)
@@ -275,7 +273,7 @@ def build_stream_sensor(job) -> dg.SensorDefinition:
         )
         return dg.SensorResult(
             run_requests=requests,
-            dynamic_partitions_requests=[BATCHES.build_add_request([partition_of(o.key) for o in requested])],
+            dynamic_partitions_requests=[BATCHES.build_add_request([partition_of(o.key, spec.raw_prefix) for o in requested])],
             cursor=new_cursor,
         )
 

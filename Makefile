@@ -12,7 +12,7 @@ TORCH := 2.13.0
 export DAGSTER_HOME := $(CURDIR)
 export HF_HUB_OFFLINE := 1
 
-.PHONY: install demo test stack stack-down bench ui mlflow-ui serve clean
+.PHONY: install demo test stack stack-down workers bench ui mlflow-ui serve clean
 
 install: $(STAMP)
 
@@ -44,6 +44,12 @@ stack: install
 
 stack-down:
 	$(BIN)/python -m smartstream_assets.local_stack down
+
+# Two Celery workers for runs with SMARTSTREAM_EXECUTOR=celery, on the stack's Redis,
+# PostgreSQL instance, lake and MLflow (their variables from `local_stack env`); Ctrl-C stops them.
+workers: install
+	eval "$$($(BIN)/python -m smartstream_assets.local_stack env)" && \
+		$(BIN)/python -m smartstream_assets.celery_worker --workers 2
 
 # The benchmarks, each with its baseline measured in the same run (figures in the README).
 bench: install

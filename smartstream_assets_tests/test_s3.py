@@ -12,6 +12,7 @@ import subprocess
 import sys
 import time
 import traceback
+import urllib.error
 import urllib.request
 import uuid
 from concurrent.futures import ThreadPoolExecutor
@@ -356,17 +357,45 @@ def test_a_server_that_never_answers_is_stopped_and_the_error_says_so(fake_weed)
     assert len(pids) == 1 and not psutil.pid_exists(pids[0])
 
 
-def test_mlflow_server_answers_health_and_stores_artifacts_in_the_bucket(tmp_path, s3_server):
-    from mlflow import MlflowClient
+def mlflow_api_status(url: str, auth: tuple[str, str] | None = None) -> int:
+    """The HTTP status of an MLflow REST call (listing experiments), with or without basic auth."""
+    import base64
 
-    server = local_stack.start_mlflow(tmp_path, s3=s3_server)  # 6-15 s here, by load
+    request = urllib.request.Request(f"{url}/api/2.0/mlflow/experiments/search?max_results=1")
+    if auth:
+        request.add_header("Authorization", "Basic " + base64.b64encode(f"{auth[0]}:{auth[1]}".encode()).decode())
+    try:
+        with urllib.request.urlopen(request, timeout=10) as response:
+            return response.status
+    except urllib.error.HTTPError as exc:
+        return exc.code
+
+
+def test_mlflow_server_with_basic_auth_refuses_strangers_and_stores_artifacts_in_the_bucket(tmp_path, s3_server, monkeypatch):
+    from mlflow import MlflowClient
+    from mlflow.exceptions import MlflowException
+
+    password = "admin-password-" + os.urandom(8).hex()
+    server = local_stack.start_mlflow(tmp_path, s3=s3_server, auth=("admin", password))  # 6-15 s here, by load
     try:
         with urllib.request.urlopen(f"{server.tracking_uri}/health", timeout=5) as response:
-            assert response.status == 200
+            assert response.status == 200  # the health probe needs no login
+        assert mlflow_api_status(server.url) == 401 and mlflow_api_status(server.url, ("admin", "not-the-password")) == 401
+        assert mlflow_api_status(server.url, ("admin", password)) == 200
+        # a client without MLflow's credential variables is refused ...
+        monkeypatch.delenv("MLFLOW_TRACKING_USERNAME", raising=False)
+        monkeypatch.delenv("MLFLOW_TRACKING_PASSWORD", raising=False)
+        with pytest.raises(MlflowException, match="401|nauthorized|credentials"):
+            MlflowClient(tracking_uri=server.tracking_uri).search_experiments()
+        # ... and one with them (client_env) logs a run whose artifact lands in the bucket
+        for name, value in server.client_env().items():
+            monkeypatch.setenv(name, value)
         client = MlflowClient(tracking_uri=server.tracking_uri)
         run_id = client.create_run(client.create_experiment("stack-test")).info.run_id
         client.log_text(run_id, "hello", "notes/hello.txt")
         assert any(key.endswith(f"{run_id}/artifacts/notes/hello.txt") for key in bucket_keys(s3_server, "mlflow/"))
+        assert password not in (tmp_path / "mlflow.log").read_text() and password not in (tmp_path / "mlflow-auth.ini").read_text()
+        assert stat.S_IMODE((tmp_path / "mlflow-auth.ini").stat().st_mode) == 0o600
     finally:
         assert server.stop()
     assert not psutil.pid_exists(server.pid)
@@ -409,13 +438,13 @@ def test_stack_cli_up_env_down(tmp_path):
     try:
         code, out, err = stack("up", directory=directory)
         assert code == 0, out + err
-        assert "started seaweedfs" in out and "started mlflow" in out and "started postgres" in out and 'eval "$(' in out
+        assert "started seaweedfs" in out and "started mlflow" in out and "started postgres" in out and "started redis" in out and 'eval "$(' in out
         assert stat.S_IMODE(directory.stat().st_mode) == 0o700
         for private in ("credentials.env", "s3.json"):
             assert stat.S_IMODE((directory / private).stat().st_mode) == 0o600
         _, secret = local_stack.ensure_credentials(directory)
         code, again, _ = stack("up", directory=directory)  # harmless when running
-        assert code == 0 and "seaweedfs already running" in again and "mlflow already running" in again and "postgres already running" in again
+        assert code == 0 and all(f"{name} already running" in again for name in local_stack.SERVERS)
 
         code, exports, _ = stack("env", directory=directory)
         assert code == 0
@@ -423,6 +452,16 @@ def test_stack_cli_up_env_down(tmp_path):
         assert env["SMARTSTREAM_LAKE"] == "s3://smartstream/lake" and env["AWS_SECRET_ACCESS_KEY"] == secret
         with urllib.request.urlopen(f"{env['MLFLOW_TRACKING_URI']}/health", timeout=5) as response:
             assert response.status == 200
+        # MLflow's basic-auth: strangers are refused, the exported credentials let in
+        assert env["MLFLOW_TRACKING_USERNAME"] == "admin" and len(env["MLFLOW_TRACKING_PASSWORD"]) >= 12
+        assert mlflow_api_status(env["MLFLOW_TRACKING_URI"]) == 401
+        assert mlflow_api_status(env["MLFLOW_TRACKING_URI"], (env["MLFLOW_TRACKING_USERNAME"], env["MLFLOW_TRACKING_PASSWORD"])) == 200
+        # Redis, the Celery broker: only with the password
+        import redis
+
+        assert redis.Redis.from_url(env["SMARTSTREAM_CELERY_BROKER"]).ping()
+        with pytest.raises(redis.AuthenticationError):
+            redis.Redis(host="127.0.0.1", port=redis.Redis.from_url(env["SMARTSTREAM_CELERY_BROKER"]).connection_pool.connection_kwargs["port"]).ping()
         check = (
             "from smartstream_assets.lake import lake_from_url\n"
             "lake = lake_from_url()\n"
@@ -441,19 +480,20 @@ def test_stack_cli_up_env_down(tmp_path):
         assert proc.stdout.strip() == "PostgresRunStorage True", proc.stderr[-2000:]
 
         code, status, _ = stack("status", directory=directory)
-        assert code == 0 and "seaweedfs: running" in status and "mlflow: running" in status and "postgres: running" in status
-        pids = [int((directory / f"{name}.pid").read_text()) for name in ("seaweedfs", "mlflow", "postgres")]
+        assert code == 0 and all(f"{name}: running" in status for name in local_stack.SERVERS)
+        pids = [int((directory / f"{name}.pid").read_text()) for name in local_stack.SERVERS]
         # nothing of the stack listens beyond 127.0.0.1
         listening = []
         for pid in pids:
             for process in [psutil.Process(pid), *psutil.Process(pid).children(recursive=True)]:
                 listening += [(process.name(), c.laddr.ip, c.laddr.port) for c in process.net_connections(kind="inet") if c.status == psutil.CONN_LISTEN]
         assert listening and all(ip == "127.0.0.1" for _, ip, _ in listening), listening
-        assert {"postgres", "weed"} <= {name for name, _, _ in listening}
+        assert {"postgres", "weed", "redis-server"} <= {name for name, _, _ in listening}
         code, stopped, _ = stack("down", directory=directory)
-        assert code == 0 and "stopped mlflow" in stopped and "stopped seaweedfs" in stopped and "stopped postgres" in stopped
+        assert code == 0 and all(f"stopped {name}" in stopped for name in local_stack.SERVERS)
         assert not any(psutil.pid_exists(pid) for pid in pids)
-        assert secret not in out + again + status + stopped  # only `env` prints it
+        for value in (secret, env["MLFLOW_TRACKING_PASSWORD"], env["DAGSTER_PG_PASSWORD"]):  # only `env` prints them
+            assert value not in out + again + status + stopped
         code, status, _ = stack("status", directory=directory)
         assert code == 3 and "seaweedfs: not running" in status
     finally:

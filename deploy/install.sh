@@ -17,5 +17,7 @@ else
   $PIP "torch==$TORCH"
 fi
 $PIP ".[k8s]"
-# a broken image fails its build, not its first run: every table, domain, job and sensor loads
+# a broken image fails its build, not its first run: every table, domain, job and sensor
+# loads, from the installed package (not this source folder: hence the cd)
+cd /
 HF_HUB_OFFLINE=1 "$PYTHON" -c "from smartstream_assets.definitions import defs; defs.get_repository_def().load_all_definitions(); print('code location loads')"

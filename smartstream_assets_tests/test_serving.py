@@ -30,8 +30,14 @@ MLFLOW = str(Path(sys.executable).with_name("mlflow"))
 
 @pytest.fixture(scope="module")
 def tracking_server(tmp_path_factory):
-    server = local_stack.start_mlflow(tmp_path_factory.mktemp("mlflow-server"))
-    yield server
+    """The server behind MLflow's basic-auth, as `make stack` runs it: the code location,
+    the registry client and `mlflow models serve` below log in through MLflow's own
+    variables (MLFLOW_TRACKING_USERNAME / _PASSWORD), set for this module only."""
+    server = local_stack.start_mlflow(tmp_path_factory.mktemp("mlflow-server"), auth=("admin", "serving-" + os.urandom(8).hex()))
+    with pytest.MonkeyPatch.context() as patch:
+        for name in ("MLFLOW_TRACKING_USERNAME", "MLFLOW_TRACKING_PASSWORD"):
+            patch.setenv(name, server.client_env()[name])
+        yield server
     server.stop()
 
 
@@ -50,6 +56,9 @@ def served_project(tracking_server, tmp_path_factory):
 
 
 def test_the_tracking_server_holds_the_run_the_version_and_its_artifacts(served_project, tracking_server):
+    from .test_s3 import mlflow_api_status
+
+    assert mlflow_api_status(tracking_server.tracking_uri) == 401  # nobody gets in without the login
     registry = Registry(tracking_server.tracking_uri)
     champion = registry.version(ATTRITION.registered_model, CHAMPION)
     assert champion is not None and champion.version == "1"

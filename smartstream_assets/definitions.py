@@ -14,7 +14,7 @@ from .keys import table_group
 from .io import IO_MANAGER_KEY, LakeParquetIOManager
 from .resources import AlertResource, LakeResource, MlflowResource, PredictionsDbResource, SourceDbResource
 from .schedules import build_scoring_schedule
-from .sensors import build_raw_sensor, build_retrain_sensor, daily_raw_sensor_name, raw_sensor_name
+from .sensors import build_raw_sensor, build_retrain_sensor, build_scoring_sensor, daily_raw_sensor_name, raw_sensor_name
 from .tables import load_tables
 
 # BackfillPolicy.single_run() is what makes `--partition-range` work from the CLI;
@@ -41,7 +41,7 @@ def build_table_pieces(tables, plugins: list[DomainPlugin] = ()) -> tuple[list, 
 
 def build_domain_pieces(plugins: list[DomainPlugin]) -> tuple[list, list, list, list]:
     """Each domain's shared ML assets plus the extras it declares, its retrain, scoring and
-    cleanup jobs (the declared extras join scoring), retrain sensor and scoring schedule:
+    cleanup jobs (the declared extras join scoring), retrain and scoring sensors and scoring schedule:
     (assets, jobs, sensors, schedules)."""
     assets, jobs, sensors, schedules = [], [], [], []
     for plugin in plugins:
@@ -49,7 +49,7 @@ def build_domain_pieces(plugins: list[DomainPlugin]) -> tuple[list, list, list, 
         assets += build_ml_assets(domain) + list(extras.assets)
         retrain, scoring = build_retrain_job(domain), build_scoring_job(domain, list(extras.scoring_keys))
         jobs += [retrain, scoring, build_cleanup_job(domain), *extras.jobs]
-        sensors += [build_retrain_sensor(domain, retrain), *extras.sensors]
+        sensors += [build_retrain_sensor(domain, retrain), build_scoring_sensor(domain, scoring), *extras.sensors]
         schedules.append(build_scoring_schedule(domain, scoring))
     return assets, jobs, sensors, schedules
 

@@ -12,9 +12,12 @@ What it writes (``production_instance_yaml``), against the embedded default's sq
   runs at once;
 - pools at limit 1 (op granularity): the runs that update one ``current/<table>`` (pool
   ``smartstream_current_<table>``) and the runs scoring vitals micro-batches take turns;
-- run monitoring: a run whose worker died (``kill -9``) is marked failed, a run stuck
-  starting or cancelling is failed after the timeouts; the sensors then request what it
-  missed on their next tick (their run keys name content, not attempts).
+- run monitoring: a run stuck starting or cancelling is failed after the timeouts. A run
+  whose worker died (``kill -9``) is marked failed by the code server that launched it
+  (the default run launcher has no worker health check); the pool slot its step held is
+  freed ``free_slots_seconds`` after that (else ``current/<table>`` stays locked for
+  good); the raw sensors request the failed dates again on their next tick
+  (``sensors.failed_dates``).
 """
 
 from __future__ import annotations
@@ -27,7 +30,7 @@ PASSWORD_ENV = "DAGSTER_PG_PASSWORD"
 
 
 def production_instance_yaml(*, host: str, port: int, user: str, db: str, max_concurrent_runs: int = 4,
-                             monitoring_poll_seconds: int = 30) -> str:  # fmt: skip
+                             monitoring_poll_seconds: int = 30, free_slots_seconds: int = 60) -> str:  # fmt: skip
     if max_concurrent_runs < 1:
         raise ValueError(f"max_concurrent_runs must be >= 1 (got {max_concurrent_runs})")
     return f"""# The production instance of smartstream (written by smartstream_assets.instance_config).
@@ -61,6 +64,8 @@ run_monitoring:
   cancel_timeout_seconds: 180
   max_resume_run_attempts: 0
   poll_interval_seconds: {monitoring_poll_seconds}
+  # a step killed with its run never frees its pool slot: free it this long after the run ended
+  free_slots_after_run_end_seconds: {free_slots_seconds}
 telemetry:
   enabled: false
 nux:

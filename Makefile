@@ -9,7 +9,9 @@ TORCH := 2.13.0
 
 # The embedded default: the Dagster instance is this folder's dagster.yaml
 # (sqlite under .smartstream/), the lake a local folder under .smartstream/.
-export DAGSTER_HOME := $(CURDIR)
+# An exported DAGSTER_HOME wins (`eval "$(... local_stack env)"`: the production instance).
+DAGSTER_HOME ?= $(CURDIR)
+export DAGSTER_HOME
 export HF_HUB_OFFLINE := 1
 
 .PHONY: install demo test stack stack-down workers bench ui mlflow-ui serve clean

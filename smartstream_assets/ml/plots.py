@@ -44,7 +44,7 @@ def dashboard(
     """Class counts (``class_counts`` with the domain's ``labels`` and ``colours``),
     feature importance, and a history with its forecast, side by side under ``title``.
     Returns the Figure."""
-    fig = _figure(15.0, 4.2)
+    fig = _figure(11.0, 3.6)  # 990 px at 90 dpi: fits the UI's markdown dialog whole
     counts_ax, importance_ax, forecast_ax = fig.subplots(1, 3, width_ratios=[1, 1.4, 1.6])
     class_counts(counts_ax, counts, labels=labels, colours=colours, title=counts_title)
     feature_importance(importance_ax, importances, top=top)
@@ -116,7 +116,7 @@ def forecast_chart(
     months = pd.to_datetime(forecast["month"])
     ax.fill_between(months, forecast["yhat_lower"], forecast["yhat_upper"], color="#dd8452", alpha=0.25, label="interval")
     ax.plot(months, forecast["yhat"], color="#dd8452", linestyle="--", marker="o", markersize=3, label="forecast")
-    locator = mdates.AutoDateLocator()
+    locator = mdates.AutoDateLocator(minticks=3, maxticks=8)  # a narrow panel: labels must not run together
     ax.xaxis.set_major_locator(locator)
     ax.xaxis.set_major_formatter(mdates.ConciseDateFormatter(locator))
     ax.set_title(title)

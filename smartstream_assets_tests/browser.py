@@ -16,7 +16,6 @@ import os
 import re
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -24,6 +23,8 @@ import urllib.error
 import urllib.request
 from contextlib import contextmanager
 from pathlib import Path
+
+from smartstream_assets import local_stack
 
 CHROMIUM = Path("/usr/bin/chromium")
 LAUNCH_ARGS = (
@@ -91,12 +92,6 @@ def screenshot(page, folder: Path, step: str) -> Path:
     return path
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 class DagsterDev:
     """``dagster dev -h 127.0.0.1 -p PORT`` (webserver + daemon) in ``cwd`` (its
     workspace.yaml), in a process group of its own, output (stdout and stderr) into
@@ -104,7 +99,7 @@ class DagsterDev:
 
     def __init__(self, dagster: Path, cwd: Path, env: dict, log_path: Path, port: int | None = None):
         self.dagster, self.cwd, self.env, self.log_path = Path(dagster), Path(cwd), env, Path(log_path)
-        self.port = port or free_port()
+        self.port = port or local_stack.free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.process: subprocess.Popen | None = None
 
@@ -172,7 +167,7 @@ class DagsterDev:
         except subprocess.TimeoutExpired:
             pass
         deadline = time.monotonic() + 10
-        while time.monotonic() < deadline and _group_alive(self.process.pid):
+        while time.monotonic() < deadline and local_stack._group_alive(self.process.pid):
             time.sleep(0.2)
         try:
             os.killpg(self.process.pid, signal.SIGKILL)
@@ -187,16 +182,6 @@ class DagsterDev:
 
     def __exit__(self, *exc) -> None:
         self.stop()
-
-
-def _group_alive(pgid: int) -> bool:
-    try:
-        os.killpg(pgid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 def venv_bin(name: str) -> Path:

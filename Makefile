@@ -66,6 +66,7 @@ bench: install
 	$(BIN)/python benchmarks/reviews_embeddings.py
 	$(BIN)/python benchmarks/vitals_quality.py
 	$(BIN)/python benchmarks/vitals_latency.py
+	$(BIN)/python benchmarks/closed_loop.py
 
 # dagster dev, and beside it the local lake's reports/ on 127.0.0.1:3001 (the drift
 # report links; SMARTSTREAM_REPORTS_URL moves it). The server runs in the background

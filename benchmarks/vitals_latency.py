@@ -66,6 +66,8 @@ def train(env: dict, tmp: Path) -> None:
     """The sample's labelled history ingested and a champion trained (2 trials), on a lake of its own."""
     code = """
 import dagster as dg
+from _devserver import wait_for_ui
+from smartstream_assets.local_stack import free_port
 from smartstream_assets.definitions import build_definitions
 from smartstream_assets.domains import vitals
 from smartstream_assets.keys import asset_keys, table_asset_keys
@@ -181,7 +183,7 @@ def dagster_mode(name: str, env: dict, lake, rows, args, tmp: Path, extra_env: d
     home = tmp / f"home-{name}"
     instance_yaml(home)
     env = dict(env, DAGSTER_HOME=str(home), **extra_env)
-    port = _free_port()
+    port = free_port()
     log = open(tmp / f"dagster-{name}.log", "w")
     dev = subprocess.Popen(
         [DAGSTER, "dev", "-m", "smartstream_assets", "-h", "127.0.0.1", "-p", str(port)], env=env, cwd=ROOT,
@@ -189,7 +191,7 @@ def dagster_mode(name: str, env: dict, lake, rows, args, tmp: Path, extra_env: d
         preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )  # fmt: skip
     try:
-        _wait_for_ui(port, 180, dev, tmp / f"dagster-{name}.log")
+        wait_for_ui(port, 180, dev, tmp / f"dagster-{name}.log")
         subprocess.run([DAGSTER, "sensor", "start", "vitals_raw_sensor", "-m", "smartstream_assets"], env=env, cwd=ROOT,
                        check=True, capture_output=True, text=True)  # fmt: skip
         poller = Poller(lake)
@@ -398,30 +400,6 @@ def main() -> int:
         print(f"one run of one message via the CLI: {o['wall_s']:.1f} s wall, {o['run_s']:.1f} s run, {o['scoring_s']:.3f} s scoring "
               f"-> fixed overhead {o['wall_s'] - o['scoring_s']:.1f} s per run")  # fmt: skip
     return 0
-
-
-def _free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def _wait_for_ui(port: int, timeout: float, proc, log: Path) -> None:
-    import urllib.request
-
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        if proc.poll() is not None:
-            raise SystemExit(f"dagster dev exited ({proc.returncode}):\n" + log.read_text()[-3000:])
-        try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{port}/server_info", timeout=2) as r:
-                if r.status == 200:
-                    return
-        except OSError:
-            time.sleep(1)
-    raise SystemExit(f"dagster dev did not answer on port {port} within {timeout:.0f} s:\n" + log.read_text()[-3000:])
 
 
 if __name__ == "__main__":

@@ -9,8 +9,10 @@ what a Spark or Athena user lists under a zone does not change with the graph.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterable
 from datetime import date
+from functools import lru_cache
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:  # Dagster is imported where a key is made: the lake keys below serve
@@ -25,16 +27,33 @@ def _asset_key(parts: list[str]) -> dg.AssetKey:
     return dg.AssetKey(parts)
 
 
+def _table_role(table: str, role: str) -> list[str]:
+    """``[table, role]``, or ``[table, <label>_<role>]`` for a table with an ``asset_label``
+    in the registry (vitals' and reviews' live tables: their domain's graph also shows the
+    labelled table's ``current``)."""
+    label = _asset_labels(os.environ.get("SMARTSTREAM_TABLES", ""))
+    return [table, f"{label[table]}_{role}" if table in label else role]
+
+
+@lru_cache(maxsize=8)
+def _asset_labels(extra: str) -> dict[str, str]:
+    # read once per registry file: keys are made often (every sensor tick, every asset)
+    from .tables import load_tables
+
+    return {name: spec.asset_label for name, spec in load_tables(extra or None).items() if spec.asset_label}
+
+
 def trusted_asset_key(table: str) -> dg.AssetKey:
-    return _asset_key([table, "trusted"])
+    return _asset_key(_table_role(table, "trusted"))
 
 
 def current_asset_key(table: str) -> dg.AssetKey:
-    return _asset_key([table, "current"])
+    return _asset_key(_table_role(table, "current"))
 
 
 def table_asset_keys(table: str) -> list[dg.AssetKey]:
-    """The table's ingestion assets: ``<table>/trusted``, ``<table>/current``."""
+    """The table's ingestion assets: ``<table>/trusted``, ``<table>/current`` (with the
+    table's ``asset_label``: ``<table>/<label>_trusted``, ...)."""
     return [trusted_asset_key(table), current_asset_key(table)]
 
 
@@ -54,11 +73,11 @@ def table_group(table: str, domains: Iterable) -> str:
 
 def trusted_op_name(table: str) -> str:
     """Dagster names an asset's op by its key joined with ``__``."""
-    return f"{table}__trusted"
+    return "__".join(_table_role(table, "trusted"))
 
 
 def current_op_name(table: str) -> str:
-    return f"{table}__current"
+    return "__".join(_table_role(table, "current"))
 
 
 # ------------------------------------------------------------------ asset keys: domains

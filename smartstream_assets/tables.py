@@ -53,6 +53,9 @@ class TableSpec:
     dms: DmsSettings = field(default_factory=DmsSettings)
     start_date: date = date(2020, 1, 1)  # first ingest date partition
     allow_nonfinite: bool = False  # accept inf / -inf / nan in float64 columns
+    # prefixes the roles of the table's asset keys (``<table>/<label>_current``), so the UI's
+    # graph, which shows a key's last part, tells it from another table's ``current``
+    asset_label: str = ""
 
     @property
     def arrow_schema(self) -> pa.Schema:
@@ -142,7 +145,7 @@ def _check_prefixes(spec: TableSpec, path: Path, other: TableSpec, other_path: P
         )
 
 
-_KEYS = {"raw_prefix", "format", "primary_key", "columns", "dms", "start_date", "allow_nonfinite"}
+_KEYS = {"raw_prefix", "format", "primary_key", "columns", "dms", "start_date", "allow_nonfinite", "asset_label"}
 _DMS_KEYS = {"timestamp_column", "add_column_name", "include_op_for_full_load"}
 
 
@@ -198,6 +201,9 @@ def _parse_table(path: Path, name, entry) -> TableSpec:
     )
     if dms.timestamp_column in columns:
         raise RegistryError(f"{where}: dms.timestamp_column {dms.timestamp_column!r} clashes with a column")
+    label = _string(where, entry, "asset_label", required=False) or ""
+    if label and not re.fullmatch(r"[a-z][a-z0-9_]*", label):
+        raise RegistryError(f"{where}: asset_label must be lower-case letters, digits and _ (got {label!r})")
     return TableSpec(
         name=name,
         raw_prefix=raw_prefix,
@@ -207,6 +213,7 @@ def _parse_table(path: Path, name, entry) -> TableSpec:
         dms=dms,
         start_date=_start_date(where, entry.get("start_date", date(2020, 1, 1))),
         allow_nonfinite=_boolean(where, entry, "allow_nonfinite"),
+        asset_label=label,
     )
 
 

@@ -105,7 +105,7 @@ def test_a_second_domain_gets_its_own_assets_jobs_sensor_and_schedule(defs):
     assert groups[dg.AssetKey(["employees", "trusted"])] == groups[dg.AssetKey(["employees", "dashboard"])] == "employees"
     assert set(groups.values()) == {"employees", "co2", "reviews", "reviews_ingestion", "loans", "vitals", "vitals_ingestion"}
     # one node of each name per group: the hourly reviews table's ingestion has its own group
-    assert groups[dg.AssetKey(["reviews", "trusted"])] == groups[dg.AssetKey(["reviews", "current"])] == "reviews_ingestion"
+    assert groups[dg.AssetKey(["reviews", "live_trusted"])] == groups[dg.AssetKey(["reviews", "live_current"])] == "reviews_ingestion"
     assert groups[dg.AssetKey(["reviews_labelled", "trusted"])] == groups[dg.AssetKey(["reviews", "embeddings"])] == "reviews"
     for group in set(groups.values()):
         names = [key.path[-1] for key, g in groups.items() if g == group]
@@ -193,3 +193,17 @@ def test_recent_mix_columns_are_checked():
         RecentMix(())
     with pytest.raises(ValueError, match="drift_recent columns must not be model features"):
         dataclasses.replace(REVIEWS, drift_recent=RecentMix(("n_words",)))
+
+
+def test_every_group_graph_labels_its_nodes_distinctly():
+    # the UI labels a node with its key's last part; a group's lineage page shows its
+    # assets and links to the assets of other groups they touch (test_ui_browser.py checks
+    # the same on the page itself)
+    from smartstream_assets.definitions import defs
+
+    graph = defs.resolve_asset_graph()
+    for group in {graph.get(k).group_name for k in graph.get_all_asset_keys()}:
+        keys = [k for k in graph.get_all_asset_keys() if graph.get(k).group_name == group]
+        links = {n for k in keys for n in (*graph.get(k).parent_keys, *graph.get(k).child_keys) if graph.get(n).group_name != group}
+        labels = [k.path[-1] for k in (*keys, *links)]
+        assert len(labels) == len(set(labels)), (group, sorted(labels))

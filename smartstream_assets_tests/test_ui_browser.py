@@ -261,14 +261,16 @@ def test_the_group_graph_shows_every_asset_with_a_distinct_name(ui, page, group)
     expected_links = sorted(key.path[-1] for key in outside)
     assert sorted(title for _, title in shown_links) == expected_links, shown_links
 
-    # a person tells the group's assets apart by their labels: no two show the same one.
-    # (A link to another group may repeat a label: reviews' graph shows its own
-    # reviews_labelled/current and a link to reviews/current, both "current", because the
-    # UI labels a node with the last part of its key; README, "Looking at it in the UI".)
-    everything = {key.to_user_string(): key.path[-1] for key in keys}
+    # a person tells the assets apart by their labels: no two show the same one (reviews'
+    # graph shows reviews_labelled/current and a link to the live table's, which its
+    # asset_label names reviews/live_current)
+    everything = {key.to_user_string(): key.path[-1] for key in (*keys, *outside)}
     labels = Counter(everything.values())
     clashes = {label: [k for k, v in everything.items() if v == label] for label, count in labels.items() if count > 1}
-    assert not clashes, f"group {group}: the lineage page shows these labels for more than one of its assets: {clashes}"
+    assert not clashes, (
+        f"group {group}: the lineage page shows these labels for more than one asset (in the group or "
+        f"linked from another group): {clashes}"
+    )
 
 
 def test_an_asset_page_shows_its_metadata_and_a_plot_in_the_markdown_dialog(ui, page):

@@ -8,7 +8,7 @@ retraining) as one domain of the graph, on the shared layer:
   ``reviews_labelled/current`` or, when ``SMARTSTREAM_REVIEWS_DB`` is set, the
   PostgreSQL table ``labelled_reviews``; the targets (``ml.absa.absa_targets``), the
   sentence embeddings (cached in the lake by text hash) and the text features;
-- ``reviews/embeddings`` (hourly): the hour's reviews from ``reviews/current`` with
+- ``reviews/embeddings`` (hourly): the hour's reviews from ``reviews/live_current`` with
   their embeddings, what ``reviews/predictions`` scores;
 - the shared features, candidate (the encoder fine-tuned on the training rows, then a
   multi-output XGBoost on 128 principal components of its vectors, text counts and
@@ -118,7 +118,7 @@ def _extras() -> DomainExtras:
 
 
 def latest_hour(lake) -> str | None:
-    """The newest complete hour with reviews in ``reviews/current`` (None: no reviews yet)."""
+    """The newest complete hour with reviews in ``reviews/live_current`` (None: no reviews yet)."""
     import pandas as pd
 
     from ..keys import current_key

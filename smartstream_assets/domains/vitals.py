@@ -11,7 +11,7 @@ for F1) on the shared layer:
   RandomForest and XGBoost with the class imbalance in their spaces, scaler + model in
   one pipeline; AUROC and AUPRC beside it), registered ``smartstream-vitals-sepsis``;
   the gate, approval required to replace a champion;
-- ``vitals/hourly`` (``assets.vitals``): each hour's live readings from ``vitals/current``
+- ``vitals/hourly`` (``assets.vitals``): each hour's live readings from ``vitals/live_current``
   with their features, each patient's earlier readings as history; what the hourly
   ``vitals/predictions`` scores and ``vitals/drift_report`` compares with the champion's
   reference.
@@ -131,7 +131,7 @@ def _extras() -> DomainExtras:
 
 
 def latest_hour(lake) -> str | None:
-    """The newest hour with live readings in ``vitals/current`` (None: none yet)."""
+    """The newest hour with live readings in ``vitals/live_current`` (None: none yet)."""
     from ..keys import current_key
 
     key = current_key("vitals")

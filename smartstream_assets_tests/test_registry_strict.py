@@ -245,3 +245,18 @@ def test_prefixes_that_only_share_leading_characters_do_not_overlap(tmp_path):
 
 def test_the_builtin_registry_passes_the_strict_rules():
     assert "employees" in _read_registry(BUILTIN_REGISTRY)
+
+
+def test_an_asset_label_prefixes_the_tables_asset_keys_and_must_be_a_plain_name(tmp_path, monkeypatch):
+    from smartstream_assets.keys import current_asset_key, current_op_name, trusted_asset_key
+
+    path = orders(tmp_path, "    asset_label: live\n")
+    assert load_tables(extra=path)["orders"].asset_label == "live"
+    monkeypatch.setenv("SMARTSTREAM_TABLES", str(path))
+    assert trusted_asset_key("orders").path == ["orders", "live_trusted"]
+    assert current_asset_key("orders").path == ["orders", "live_current"] and current_op_name("orders") == "orders__live_current"
+    monkeypatch.delenv("SMARTSTREAM_TABLES")
+    assert current_asset_key("orders").path == ["orders", "current"]  # not in the built-in registry: no label
+    for bad in ("Live", "live-1", "1live", "[live]"):
+        with pytest.raises(RegistryError, match="asset_label"):
+            load_tables(extra=orders(tmp_path, f"    asset_label: {bad!r}\n" if bad != "[live]" else "    asset_label: [live]\n", name=f"{bad.strip('[]')}.yaml"))

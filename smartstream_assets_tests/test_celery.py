@@ -23,7 +23,7 @@ from smartstream_assets.lake import LocalLake
 
 from .helpers import fresh_project_env
 from .postgres import postgres_server  # noqa: F401  (the session fixture)
-from .test_cli import DAGSTER, PROJECT, ROW
+from .test_cli import DAGSTER, PROJECT, seed_two_days
 
 REDIS_PASSWORD = "celery-broker-password-" + os.urandom(6).hex()
 
@@ -75,14 +75,7 @@ def celery_project(tmp_path, redis_server, postgres_server, monkeypatch):  # noq
         "OMP_WAIT_POLICY": "PASSIVE",
     })  # fmt: skip
     lake = LocalLake(tmp_path / "lake")
-    lake.write_bytes(
-        "raw/hr/employees/2026/03/01/LOAD00000001.csv",
-        (ROW.format(ts="2026-03-01 00:00:00", id=1, city="Pune") + ROW.format(ts="2026-03-01 00:00:00", id=2, city="Pune")).encode(),
-    )
-    lake.write_bytes(
-        "raw/hr/employees/2026/03/03/20260303-1.csv",
-        ("U," + ROW.format(ts="2026-03-03 09:00:00", id=1, city="Bangalore") + "D," + ROW.format(ts="2026-03-03 09:00:01", id=2, city="Pune")).encode(),
-    )
+    seed_two_days(lake)
     log = open(tmp_path / "workers.log", "w")
     workers = subprocess.Popen([sys.executable, "-m", "smartstream_assets.celery_worker", "--workers", "2", "--name", "sstest"],
                                cwd=PROJECT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)  # fmt: skip

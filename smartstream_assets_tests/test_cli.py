@@ -18,10 +18,8 @@ DAGSTER = str(Path(sys.executable).with_name("dagster"))
 ROW = "{ts},{id},Bachelors,2017,{city},3,30,Male,No,2,0\n"
 
 
-@pytest.fixture
-def cli_env(tmp_path):
-    env = fresh_project_env(tmp_path)
-    lake = LocalLake(tmp_path / "lake")
+def seed_two_days(lake) -> None:
+    """Employees 1 and 2 loaded on 2026-03-01; on 2026-03-03 1 moves to Bangalore and 2 is deleted."""
     lake.write_bytes(
         "raw/hr/employees/2026/03/01/LOAD00000001.csv",
         (ROW.format(ts="2026-03-01 00:00:00", id=1, city="Pune") + ROW.format(ts="2026-03-01 00:00:00", id=2, city="Pune")).encode(),
@@ -30,6 +28,13 @@ def cli_env(tmp_path):
         "raw/hr/employees/2026/03/03/20260303-1.csv",
         ("U," + ROW.format(ts="2026-03-03 09:00:00", id=1, city="Bangalore") + "D," + ROW.format(ts="2026-03-03 09:00:01", id=2, city="Pune")).encode(),
     )
+
+
+@pytest.fixture
+def cli_env(tmp_path):
+    env = fresh_project_env(tmp_path)
+    lake = LocalLake(tmp_path / "lake")
+    seed_two_days(lake)
     return env, lake
 
 

@@ -201,16 +201,20 @@ def seed_raw_zone(lake: Lake, sample_dir: Path) -> tuple[int, int]:
 
 def summary(lake: Lake, tables) -> str:
     """What the lake holds now, zone by zone, per table."""
-    from . import ingestion
+    from . import delta
 
-    lines = ["| table | raw objects | trusted partitions | changes | quarantined | current rows |", "|---|---:|---:|---:|---:|---:|"]
+    lines = [
+        "| table | raw objects | trusted partitions | changes | quarantined | current rows | current version |",
+        "|---|---:|---:|---:|---:|---:|---:|",
+    ]
     for name, spec in tables.items():
         raw = sum(1 for _ in lake.list(spec.raw_prefix))
-        partitions = [o.key for o in lake.list(f"trusted/{name}/")]
-        changes = sum(lake.read_parquet(k).num_rows for k in partitions)
-        quarantined = sum(lake.read_parquet(o.key).num_rows for o in lake.list(f"quarantine/{name}/"))
-        current = lake.read_parquet(ingestion.current_key(name)).num_rows if lake.exists(ingestion.current_key(name)) else 0
-        lines.append(f"| {name} | {raw} | {len(partitions)} | {changes} | {quarantined} | {current} |")
+        partitions = len(delta.trusted_days(lake, name))
+        changes = delta.count_rows(lake, delta.trusted_table(name))
+        quarantined = delta.count_rows(lake, delta.quarantine_table(name))
+        current = delta.count_rows(lake, delta.current_table(name), "_op <> 'delete'")
+        version = delta.table_version(lake, delta.current_table(name))
+        lines.append(f"| {name} | {raw} | {partitions} | {changes} | {quarantined} | {current} | {'' if version is None else version} |")
     return "\n".join(lines)
 
 

@@ -3,23 +3,20 @@
 The assets in ``assets/ingestion.py`` are thin wrappers around these functions, and
 the benchmark calls them directly.
 
-Layout (see DESIGN.md):
-    trusted/<table>/ingest_date=YYYY-MM-DD/data.parquet      change log of that day's raw objects
-    quarantine/<table>/ingest_date=YYYY-MM-DD/data.parquet   rejected records with their reason
-    current/<table>/data.parquet                             current state (changes applied)
-    _state/current/<table>/state.parquet                     what current is made from: the last
-                                                             change of every key (deletes too) and
-                                                             which partitions are applied, ONE object
-Every partition is one object, so writing it is atomic and rewriting replaces it.
-The trusted partition records which raw objects (key, etag) it was built from, so a
-re-run can tell a raw object that vanished, and the sensor can tell a date that is
-already ingested.
+Layout (see DESIGN.md and ``delta.py``): Delta Lake tables, written with delta-rs.
+    trusted/<table>/      change log, partitioned by ingest_date; a run's days are ONE commit
+    quarantine/<table>/   rejected records with their reason, partitioned by ingest_date
+    current/<table>/      the last change of every key, deletes as soft-deleted rows;
+                          applied with MERGE, the trusted version applied in the same commit
+    _state/trusted/<table>/ingest_date=YYYY-MM-DD/sources.json
+                          the raw objects (key, etag) a trusted day was built from, so a
+                          re-run can tell a raw object that vanished, and the sensor can
+                          tell a date that is already ingested.
 """
 
 from __future__ import annotations
 
 import hashlib
-import json
 import re
 from collections import Counter, defaultdict
 from collections.abc import Iterable, Iterator
@@ -29,27 +26,18 @@ from datetime import date, datetime
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from . import quality
-from .cdc import (
-    QUARANTINE_SCHEMA,
-    apply_changes,
-    current_rows,
-    parse_object,
-    trusted_schema,
-)
-from .keys import current_key, quarantine_key, state_key, trusted_key  # noqa: F401 (the lake keys, re-exported)
-from .lake import Lake, LakeError, ObjectInfo, PreconditionFailed, parquet_bytes, parquet_from_bytes
+from . import delta, quality
+from .cdc import QUARANTINE_SCHEMA, parse_object, trusted_schema
+from .delta import read_current  # noqa: F401 (re-exported: what readers of current/ call)
+from .keys import current_key, quarantine_key, trusted_key  # noqa: F401 (the lake keys, re-exported)
+from .lake import Lake, LakeError, ObjectInfo
 from .tables import TableSpec
 
 _DATED_FOLDERS = re.compile(r"(?:^|/)(\d{4})/(\d{2})/(\d{2})(?=/|$)")
 _HIVE_DATE = re.compile(r"(?:^|/)ingest_date=(\d{4})-(\d{2})-(\d{2})(?=/|$)")
 _DATED_FOLDER_END = re.compile(r"(?:^|/)(\d{4})/(\d{2})/(\d{2})/$")
 _HIVE_FOLDER_END = re.compile(r"(?:^|/)ingest_date=(\d{4})-(\d{2})-(\d{2})/$")
-_SOURCES_KEY = b"smartstream.sources"  # trusted partition: raw objects it was built from
-_APPLIED_KEY = b"smartstream.applied"  # state: trusted partition key -> etag applied
-_GENERATION_KEY = b"smartstream.generation"  # state and current: how many updates made them
 _MASK = (1 << 64) - 1
-CAS_ATTEMPTS = 20
 
 
 class RawObjectsMissing(LakeError):
@@ -167,17 +155,40 @@ class TrustedReport:
 def build_trusted_partition(
     lake: Lake, spec: TableSpec, day: date, objects: list[ObjectInfo], *, allow_shrink: bool = False
 ) -> TrustedReport:
-    """Parse the day's raw objects and write its trusted and quarantine partitions.
+    """Parse one day's raw objects and replace its trusted and quarantine partitions."""
+    return build_trusted_days(lake, spec, {day: objects}, allow_shrink=allow_shrink)[0]
 
-    A raw object that cannot be read fails the whole partition (``UnreadableObject``
-    names the key) before anything is written, so no half partition appears. Raw
-    objects the partition was built from that are gone now fail it too
-    (``RawObjectsMissing`` names them) unless ``allow_shrink``: raw is never modified,
-    so a vanished object is retention or a mistake, and rebuilding without it would
-    silently drop its changes.
+
+def build_trusted_days(
+    lake: Lake, spec: TableSpec, objects_by_day: dict[date, list[ObjectInfo]], *, allow_shrink: bool = False
+) -> list[TrustedReport]:
+    """Parse the days' raw objects, then replace their trusted partitions in ONE commit
+    (and their quarantine partitions in one commit of the quarantine table).
+
+    Every day is parsed before anything is written: a raw object that cannot be read
+    (``UnreadableObject`` names the key) or raw objects a day was built from that are
+    gone (``RawObjectsMissing``, unless ``allow_shrink``) fail the run with nothing
+    written, so no half backfill appears.
+    """
+    reports, writes = [], []
+    for day in sorted(objects_by_day):
+        report, write = parse_trusted_day(lake, spec, day, objects_by_day[day], allow_shrink=allow_shrink)
+        reports.append(report)
+        writes.append(write)
+    delta.write_days(lake, spec, writes)
+    return reports
+
+
+def parse_trusted_day(
+    lake: Lake, spec: TableSpec, day: date, objects: list[ObjectInfo], *, allow_shrink: bool = False
+) -> tuple[TrustedReport, delta.DayWrite]:
+    """The day's report and what its partitions become (nothing written).
+
+    Raw is never modified, so an object the day was built from that is gone now is
+    retention or a mistake, and rebuilding without it would silently drop its changes.
     """
     report = TrustedReport(day=day, objects=len(objects), raw_digest=objects_digest(objects))
-    previous = _sources_of(lake, trusted_key(spec.name, day))
+    previous = _sources_of(lake, spec, day)
     vanished = sorted(set(previous) - {obj.key for obj in objects})
     if vanished and not allow_shrink:
         shown = ", ".join(lake.describe(k) for k in vanished[:5]) + (f" and {len(vanished) - 5} more" if len(vanished) > 5 else "")
@@ -206,145 +217,66 @@ def build_trusted_partition(
     report.preview = trusted.slice(0, 10)
     report.null_keys = quality.null_key_count(trusted, spec.primary_key)
     report.schema_mismatches = quality.schema_mismatches(trusted, spec)
-
-    if objects:
-        sources = json.dumps({"digest": report.raw_digest, "objects": [[o.key, o.etag] for o in objects]})
-        lake.write_parquet(trusted_key(spec.name, day), trusted.replace_schema_metadata({_SOURCES_KEY: sources.encode()}))
-    else:  # no raw objects (any more) for that day: no partition
-        lake.delete(trusted_key(spec.name, day))
-    if quarantine.num_rows:
-        lake.write_parquet(quarantine_key(spec.name, day), quarantine)
-    else:
-        lake.delete(quarantine_key(spec.name, day))
-    return report
+    # no raw objects (any more) for that day: no partition, no manifest
+    sources = {"digest": report.raw_digest, "objects": [[o.key, o.etag] for o in objects]} if objects else None
+    return report, delta.DayWrite(day, trusted, quarantine, sources)
 
 
-def _sources_of(lake: Lake, key: str) -> list[str]:
-    """Raw object keys an existing trusted partition was built from ([] when there is none)."""
-    found = lake.read_parquet_metadata(key)
-    if found is None:
-        return []
-    if _SOURCES_KEY in found[0]:
-        return [k for k, _ in json.loads(found[0][_SOURCES_KEY])["objects"]]
-    # Written before sources were recorded: the source keys of its changes.
-    return pc.unique(lake.read_parquet(key).column("_source_key")).to_pylist()
+def _sources_of(lake: Lake, spec: TableSpec, day: date) -> list[str]:
+    """Raw object keys an existing trusted day was built from ([] when there is none)."""
+    manifest = delta.trusted_sources(lake, spec.name, day)
+    if manifest is not None:
+        return [k for k, _ in manifest["objects"]]
+    # A day written without its manifest (a run killed between the commit and it):
+    # the source keys of its changes.
+    found = delta.read_trusted(lake, spec.name, [day])
+    return pc.unique(found.column("_source_key")).to_pylist() if found.num_rows else []
 
 
 def trusted_raw_digest(lake: Lake, spec: TableSpec, day: date) -> str | None:
-    """The ``objects_digest`` a trusted partition was built from, if it records one."""
-    found = lake.read_parquet_metadata(trusted_key(spec.name, day))
-    if found is None or _SOURCES_KEY not in found[0]:
-        return None
-    return json.loads(found[0][_SOURCES_KEY])["digest"]
+    """The ``objects_digest`` a trusted day was built from, if it records one."""
+    manifest = delta.trusted_sources(lake, spec.name, day)
+    return None if manifest is None else manifest["digest"]
 
 
 @dataclass
 class CurrentReport:
-    rows: int
-    tombstones: int
-    partitions_applied: list[str]
+    rows: int  # rows that exist (soft-deleted ones excluded)
+    tombstones: int  # deleted keys the table remembers
+    partitions_applied: list[str]  # ingest dates whose changes this update read
     changes_applied: int
     rebuilt: bool
-    current: pa.Table
-    generation: int = 0
-    conflicts: int = 0  # concurrent updates that made this one start over
+    version: int | None  # current's Delta version after the update
+    trusted_version: int | None  # the trusted version it reflects
+    committed: bool  # False: nothing won (a replay), no new version
+    inserted: int = 0
+    updated: int = 0
+    conflicts: int = 0  # commit retries after concurrent writers
+    checks: dict = field(default_factory=dict)  # duplicate_rows, null_key_rows, mismatches
+    preview: pa.Table | None = None
 
 
 def update_current(lake: Lake, spec: TableSpec, *, rebuild: bool = False) -> CurrentReport:
-    """Fold every trusted partition written since the last update into the current state.
-
-    The state (the last change of every key, deletes included) and the map of applied
-    trusted partitions (key -> etag) are ONE object, written with compare-and-swap:
-    two updates running at once cannot leave the state of one with the map of the
-    other; the loser reloads and applies again (applying a change twice is a no-op).
-    Memory is bounded by the number of keys plus one partition. ``current/`` is then
-    published from the state, never older than a version already published.
-    ``rebuild`` starts from nothing and reads every partition.
-    """
-    conflicts = 0
-    for _ in range(CAS_ATTEMPTS):
-        if rebuild:  # start from nothing, but replace exactly the version seen, one generation on
-            old = lake.read_parquet_metadata(state_key(spec.name))
-            loaded = None if old is None else (b"", old[1])
-            state, applied, generation = None, {}, 0 if old is None else int(old[0].get(_GENERATION_KEY, b"0"))
-        else:
-            loaded = lake.read_versioned(state_key(spec.name))
-            state, applied, generation = _decode_state(spec, loaded)
-        partitions = [obj for obj in lake.list(f"trusted/{spec.name}/") if obj.key.endswith("/data.parquet")]
-        pending = [obj for obj in partitions if applied.get(obj.key) != obj.etag]
-        changes_applied = 0
-        for obj in pending:
-            changes = lake.read_parquet(obj.key).cast(trusted_schema(spec))
-            state = apply_changes(state, changes, spec.primary_key)
-            changes_applied += changes.num_rows
-            applied[obj.key] = obj.etag
-        # Partitions whose raw objects disappeared are gone from the listing; their
-        # changes stay applied until a rebuild.
-        if state is None:
-            state = trusted_schema(spec).empty_table()
-        if pending or loaded is None or rebuild:  # else the stored state stays as it is
-            generation += 1
-            meta = {_APPLIED_KEY: json.dumps(applied, sort_keys=True).encode(), _GENERATION_KEY: str(generation).encode()}
-            try:
-                lake.write_bytes(
-                    state_key(spec.name),
-                    parquet_bytes(state.replace_schema_metadata(meta)),
-                    **({"if_absent": True} if loaded is None else {"if_match": loaded[1]}),
-                )
-            except PreconditionFailed:
-                conflicts += 1
-                continue
-            if loaded is None:  # the layout before state.parquet kept deletes apart: gone now
-                lake.delete(f"_state/current/{spec.name}/tombstones.parquet")
-        current = current_rows(state)
-        _publish_current(lake, spec, current, generation)
-        return CurrentReport(
-            rows=current.num_rows,
-            tombstones=state.num_rows - current.num_rows,
-            partitions_applied=[_partition_of(obj.key) for obj in pending],
-            changes_applied=changes_applied,
-            rebuilt=rebuild,
-            current=current,
-            generation=generation,
-            conflicts=conflicts,
-        )
-    raise LakeError(
-        f"cannot update {lake.describe(state_key(spec.name))}: {CAS_ATTEMPTS} concurrent updates won in a row; "
-        "limit the concurrency of current/" + spec.name
+    """Apply every trusted change written since the last update to current (``delta.update_current``:
+    one MERGE commit, trusted version recorded in it), then measure the table for the checks
+    with SQL over the Delta table (never the whole table in memory)."""
+    merged = delta.update_current(lake, spec, rebuild=rebuild)
+    stats = delta.current_stats(lake, spec)
+    return CurrentReport(
+        rows=stats["rows"],
+        tombstones=stats["deleted"],
+        partitions_applied=merged.days_applied,
+        changes_applied=merged.changes_applied,
+        rebuilt=merged.rebuilt,
+        version=merged.version,
+        trusted_version=merged.trusted_version,
+        committed=merged.committed,
+        inserted=merged.inserted,
+        updated=merged.updated,
+        conflicts=merged.retries,
+        checks={k: stats[k] for k in ("duplicate_rows", "null_key_rows", "mismatches")},
+        preview=stats["preview"],
     )
-
-
-def _decode_state(spec: TableSpec, loaded: tuple[bytes, str] | None) -> tuple[pa.Table | None, dict[str, str], int]:
-    """(state, applied map, generation) of a stored state object."""
-    if loaded is None or not loaded[0]:
-        return None, {}, 0
-    table = parquet_from_bytes(loaded[0])
-    meta = table.schema.metadata or {}
-    applied = json.loads(meta.get(_APPLIED_KEY, b"{}"))
-    generation = int(meta.get(_GENERATION_KEY, b"0"))
-    table = table.replace_schema_metadata(None)
-    if table.schema != trusted_schema(spec):
-        return None, {}, generation  # the table's declared columns changed: rebuild from trusted
-    return table, applied, generation
-
-
-def _publish_current(lake: Lake, spec: TableSpec, current: pa.Table, generation: int) -> None:
-    """Write current/ from the state of ``generation``, unless a newer one is published:
-    two updates that finish out of order never leave the older state on top."""
-    key = current_key(spec.name)
-    body = None
-    for _ in range(CAS_ATTEMPTS):
-        found = lake.read_parquet_metadata(key)
-        if found is not None and int(found[0].get(_GENERATION_KEY, b"-1")) >= generation:
-            return  # this state (or a newer one) is published already
-        if body is None:  # serialised only when it will be written
-            body = parquet_bytes(current.replace_schema_metadata({_GENERATION_KEY: str(generation).encode()}))
-        try:
-            lake.write_bytes(key, body, **({"if_absent": True} if found is None else {"if_match": found[1]}))
-            return
-        except PreconditionFailed:
-            continue
-    raise LakeError(f"cannot publish {lake.describe(key)}: it kept changing under this update")
 
 
 def _partition_of(key: str) -> str:

@@ -126,7 +126,17 @@ def spelled(key: dg.AssetKey) -> str:
 
 
 def trusted_key(table: str, day: date) -> str:
-    return f"trusted/{table}/ingest_date={day.isoformat()}/data.parquet"
+    """A partition (folder) of the trusted Delta table: read it through ``delta``, not as files."""
+    return f"trusted/{table}/ingest_date={day.isoformat()}"
+
+
+def trusted_table(table: str) -> str:
+    """The trusted Delta table of ``table``, partitioned by ingest_date."""
+    return f"trusted/{table}"
+
+
+def quarantine_table(table: str) -> str:
+    return f"quarantine/{table}"
 
 
 def trusted_prefix(table: str) -> str:
@@ -135,15 +145,12 @@ def trusted_prefix(table: str) -> str:
 
 
 def quarantine_key(table: str, day: date) -> str:
-    return f"quarantine/{table}/ingest_date={day.isoformat()}/data.parquet"
+    return f"quarantine/{table}/ingest_date={day.isoformat()}"
 
 
 def current_key(table: str) -> str:
-    return f"current/{table}/data.parquet"
-
-
-def state_key(table: str) -> str:
-    return f"_state/current/{table}/state.parquet"
+    """The current Delta table of ``table`` (a folder with ``_delta_log/``)."""
+    return f"current/{table}"
 
 
 def features_key(domain) -> str:

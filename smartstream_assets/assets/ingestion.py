@@ -49,7 +49,7 @@ def build_ingestion_assets(spec: TableSpec, group: str | None = None) -> list[dg
         partitions_def=ingest_date_partitions(spec.start_date),
         backfill_policy=dg.BackfillPolicy.single_run(),
         group_name=group,
-        kinds={"parquet"},
+        kinds={"delta"},
         description=(
             f"Typed change log of the raw objects under `{spec.raw_prefix}` ({spec.format}) "
             "that landed on the partition's ingest date; bad records go to quarantine."
@@ -69,24 +69,22 @@ def build_ingestion_assets(spec: TableSpec, group: str | None = None) -> list[dg
             context.log.info(f"removed {swept} temp files left by killed writers")
         days = [date.fromisoformat(k) for k in context.partition_keys]
         by_date = ingestion.raw_objects_by_date(store, spec, days)
-        reports = []
-        for day in days:
-            report = ingestion.build_trusted_partition(
-                store, spec, day, by_date.get(day, []), allow_shrink=config.allow_shrink
-            )
+        reports = ingestion.build_trusted_days(
+            store, spec, {day: by_date.get(day, []) for day in days}, allow_shrink=config.allow_shrink
+        )
+        for report in reports:
             if report.objects:  # a log line is an event-log write: not one per empty day of a range
                 context.log.info(
-                    f"{spec.name} {day}: {report.objects} objects, {report.rows_out} changes, "
+                    f"{spec.name} {report.day}: {report.objects} objects, {report.rows_out} changes, "
                     f"{report.quarantined} quarantined"
                 )
             if report.vanished_objects:
                 context.log.warning(
-                    f"{spec.name} {day}: rebuilt without {len(report.vanished_objects)} vanished raw objects (allow_shrink)"
+                    f"{spec.name} {report.day}: rebuilt without {len(report.vanished_objects)} vanished raw objects (allow_shrink)"
                 )
-            reports.append(report)
             # Each partition's own figures on its own materialisation (a range run
             # would otherwise stamp the run's totals on every partition).
-            context.add_asset_metadata(_partition_metadata(store, spec, report), partition_key=day.isoformat())
+            context.add_asset_metadata(_partition_metadata(store, spec, report), partition_key=report.day.isoformat())
         if len(days) > 1:
             context.log.info(f"{spec.name}: {len(days)} ingest dates, {sum(1 for r in reports if r.objects)} with raw objects")
         if config.sensor_ingest_date:
@@ -104,7 +102,7 @@ def build_ingestion_assets(spec: TableSpec, group: str | None = None) -> list[dg
         # single_run lets one CLI run cover trusted's partition range and then this.
         backfill_policy=dg.BackfillPolicy.single_run(),
         group_name=group,
-        kinds={"parquet"},
+        kinds={"delta"},
         description=(
             f"Current state of {spec.name}: every change applied per primary key in commit order "
             "(ties: source key, then line); last write wins, a delete removes the row."
@@ -122,25 +120,31 @@ def build_ingestion_assets(spec: TableSpec, group: str | None = None) -> list[dg
         report = ingestion.update_current(store, spec, rebuild=config.rebuild)
         context.log.info(
             f"{spec.name}: applied {report.changes_applied} changes from {len(report.partitions_applied)} "
-            f"partitions; {report.rows} rows, {report.tombstones} deleted keys"
-            + (f"; started over {report.conflicts}x after concurrent updates" if report.conflicts else "")
+            f"ingest dates ({report.inserted} inserted, {report.updated} replaced); {report.rows} rows, "
+            f"{report.tombstones} deleted keys; current v{report.version}"
+            + ("" if report.committed else " (nothing won: no new version)")
+            + (f"; {report.conflicts} commit retries after concurrent writers" if report.conflicts else "")
         )
-        table = report.current
-        dups = quality.duplicate_key_count(table, spec.primary_key)
-        nulls = quality.null_key_count(table, spec.primary_key)
-        mismatches = quality.schema_mismatches(table, spec)
+        dups, nulls = report.checks["duplicate_rows"], report.checks["null_key_rows"]
+        mismatches = report.checks["mismatches"]
         return dg.MaterializeResult(
             metadata={
                 "dagster/row_count": report.rows,
                 "deleted_keys": report.tombstones,
                 "changes_applied": report.changes_applied,
+                "rows_inserted": report.inserted,
+                "rows_replaced": report.updated,
                 "partitions_applied": dg.MetadataValue.json(report.partitions_applied),
                 "rebuilt": report.rebuilt,
-                "state_generation": report.generation,
-                "concurrent_update_retries": report.conflicts,
+                "delta_version": report.version,
+                "trusted_delta_version": report.trusted_version,
+                "commit_retries": report.conflicts,
                 "path": dg.MetadataValue.path(store.describe(ingestion.current_key(spec.name))),
+                "time_travel": dg.MetadataValue.md(
+                    f"`smartstream table read {spec.name} --version {report.version}` reads this state again"
+                ),
                 "dagster/column_schema": column_schema(spec),
-                "preview": preview(table),
+                "preview": preview(report.preview),
             },
             check_results=[
                 dg.AssetCheckResult(

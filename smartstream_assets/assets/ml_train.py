@@ -41,7 +41,7 @@ def features_asset(domain: Domain, keys: dict) -> dg.AssetsDefinition:
     )
     def features(context: dg.AssetExecutionContext, lake: LakeResource, **inputs: pd.DataFrame) -> dg.Output[pd.DataFrame]:
         store = lake.get()
-        current = inputs["source"] if source_key else store.read_parquet(ingestion.current_key(domain.table)).to_pandas()
+        current = inputs["source"] if source_key else _current_frame(store, domain.table)
         try:
             frame = domain.feature_frame(current)
         except ValueError as exc:
@@ -362,3 +362,9 @@ def candidate_version(instance: dg.DagsterInstance, candidate_key: dg.AssetKey, 
         )
     return str(entry.value)
 
+
+def _current_frame(store, table: str) -> pd.DataFrame:
+    found = ingestion.read_current(store, table)
+    if found is None:
+        raise dg.Failure(f"no current table at {store.describe(ingestion.current_key(table))}: ingest {table} first")
+    return found.to_pandas()

@@ -12,6 +12,7 @@ import pandas as pd
 import pyarrow as pa
 
 from ..domains.reviews import REVIEWS
+from ..delta import read_current
 from ..io import IO_MANAGER_KEY, LAKE_KEY
 from ..keys import current_asset_key, current_key, domain_asset_key, spelled
 from ..metadata import preview
@@ -78,9 +79,10 @@ def labelled(context: dg.AssetExecutionContext, lake: LakeResource, reviews_db: 
             raise dg.Failure(f"{spelled(LABELLED_KEY)}: {exc}") from None
     else:
         source = store.describe(current_key(REVIEWS.table))
-        if not store.exists(current_key(REVIEWS.table)):
+        found = read_current(store, REVIEWS.table)
+        if found is None:
             raise dg.Failure(f"no {spelled(current_asset_key(REVIEWS.table))} at {source}: ingest the labelled reviews first")
-        raw = store.read_parquet(current_key(REVIEWS.table)).to_pandas()
+        raw = found.to_pandas()
         missing = [c for c in LABELLED_COLUMNS if c not in raw.columns]
         if missing:
             raise dg.Failure(f"{source} lacks columns {', '.join(missing)} that {spelled(LABELLED_KEY)} needs")
@@ -134,9 +136,10 @@ def labelled(context: dg.AssetExecutionContext, lake: LakeResource, reviews_db: 
 def embeddings(context: dg.AssetExecutionContext, lake: LakeResource) -> dg.Output[dict]:
     store = lake.get()
     key = current_key(HOURLY_TABLE)
-    if not store.exists(key):
+    found = read_current(store, HOURLY_TABLE)
+    if found is None:
         raise dg.Failure(f"no {spelled(current_asset_key(HOURLY_TABLE))} at {store.describe(key)}: ingest the hourly reviews first")
-    current = store.read_parquet(key).to_pandas()
+    current = found.to_pandas()
     missing = [c for c in HOURLY_COLUMNS if c not in current.columns]
     if missing:
         raise dg.Failure(f"{store.describe(key)} lacks columns {', '.join(missing)} that {spelled(EMBEDDINGS_KEY)} needs")

@@ -7,6 +7,7 @@ import pandas as pd
 import pyarrow as pa
 
 from ..domains.vitals import VITALS_DOMAIN, WINDOW, reading_ids
+from ..delta import read_current
 from ..io import IO_MANAGER_KEY, LAKE_KEY
 from ..keys import current_asset_key, current_key, domain_asset_key, spelled
 from ..metadata import preview
@@ -39,9 +40,10 @@ def hourly(context: dg.AssetExecutionContext, lake: LakeResource) -> dg.Output[d
 
     store = lake.get()
     key = current_key(LIVE_TABLE)
-    if not store.exists(key):
+    found = read_current(store, LIVE_TABLE)
+    if found is None:
         raise dg.Failure(f"no {spelled(current_asset_key(LIVE_TABLE))} at {store.describe(key)}: ingest the live readings first")
-    current = store.read_parquet(key).to_pandas()
+    current = found.to_pandas()
     times = pd.to_datetime(current[TIME], utc=True)
     partitions = VITALS_DOMAIN.scoring_cadence.partitions_def()
     out = {}

@@ -121,12 +121,12 @@ def latest_hour(lake) -> str | None:
     """The newest complete hour with reviews in ``reviews/live_current`` (None: no reviews yet)."""
     import pandas as pd
 
-    from ..keys import current_key
+    from ..delta import read_current
 
-    key = current_key("reviews")
-    if not lake.exists(key):
+    found = read_current(lake, "reviews", ["created_at"])
+    if found is None:
         return None
-    times = pd.to_datetime(lake.read_parquet(key).column("created_at").to_pandas(), utc=True)
+    times = pd.to_datetime(found.column("created_at").to_pandas(), utc=True)
     if times.empty:
         return None
     partitions = REVIEWS.scoring_cadence.partitions_def()

@@ -132,12 +132,12 @@ def _extras() -> DomainExtras:
 
 def latest_hour(lake) -> str | None:
     """The newest hour with live readings in ``vitals/live_current`` (None: none yet)."""
-    from ..keys import current_key
+    from ..delta import read_current
 
-    key = current_key("vitals")
-    if not lake.exists(key):
+    found = read_current(lake, "vitals", [TIME])
+    if found is None:
         return None
-    times = pd.to_datetime(lake.read_parquet(key).column(TIME).to_pandas(), utc=True)
+    times = pd.to_datetime(found.column(TIME).to_pandas(), utc=True)
     if times.empty:
         return None
     hour = times.max().floor("h").strftime("%Y-%m-%d-%H:%M")

@@ -108,7 +108,7 @@ def produce_readings(
 
 
 def _current_frame(lake: Lake, spec: TableSpec):
-    from ..ingestion import current_key
+    from ..delta import read_current
 
-    key = current_key(spec.name)
-    return lake.read_parquet(key).to_pandas() if lake.exists(key) else None
+    found = read_current(lake, spec.name)
+    return None if found is None else found.to_pandas()

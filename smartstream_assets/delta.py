@@ -1,0 +1,459 @@
+"""trusted/, current/ and quarantine/ as Delta Lake tables (delta-rs: no JVM).
+
+Layout (one Delta table each, on the local lake or S3):
+    trusted/<table>/      the change log, partitioned by ``ingest_date`` (date). Re-running
+                          days replaces exactly those partitions in ONE commit (a predicate
+                          overwrite), so a backfill of many days is one commit. The change
+                          data feed is on: ``current`` reads only what changed since it
+                          last looked.
+    quarantine/<table>/   rejected records with their reason, partitioned like trusted.
+    current/<table>/      the state: the last change of every key, deletes INCLUDED as rows
+                          with ``_op = 'delete'`` (soft deletes), so a late update older
+                          than a delete cannot resurrect the row. Readers take
+                          ``_op <> 'delete'`` (``read_current`` does; see the README for
+                          DuckDB, Spark and Athena).
+
+CDC is applied with MERGE, with exactly the semantics of ``cdc.apply_changes``: the
+last write wins by ``(_commit_ts, _source_key, _source_line)``; a change that does not
+win (a replay, a late update older than a delete) leaves the target row alone, and a
+MERGE in which nothing wins writes no commit at all. The trusted version a MERGE has
+applied is a Delta app transaction (``txn``) of the same commit, so the state and its
+bookkeeping cannot disagree; two updates at once conflict on it and the loser retries.
+
+Concurrency on S3 is delta-rs's: commits are conditional PUTs of the next log entry
+(``If-None-Match``), which AWS and SeaweedFS enforce; a writer that loses re-reads the
+log and retries (``num_retries`` in the commit's metrics) or fails, never both win.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from datetime import date
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from .cdc import QUARANTINE_SCHEMA, trusted_schema
+from .cdc.apply import last_change_per_key
+from .keys import current_key as current_table
+from .keys import quarantine_table, trusted_table
+from .lake import Lake, LakeError, LocalLake, S3Lake
+from .tables import TableSpec
+
+PARTITION = "ingest_date"
+APPLIED_APP_ID = "smartstream.trusted_version"  # current's txn: the trusted version applied
+TRUSTED_CONFIG = {"delta.enableChangeDataFeed": "true"}
+TARGET_FILE_BYTES = 8 << 20  # current: small files, so a MERGE of recent keys rewrites few rows
+COMMIT_RETRIES = 15
+DEFAULT_RETENTION_HOURS = 168  # Delta's default: 7 days of versions stay readable
+_WINS = (  # a source change replaces the target row only when it is later
+    "s._commit_ts > t._commit_ts OR (s._commit_ts = t._commit_ts AND (s._source_key > t._source_key"
+    " OR (s._source_key = t._source_key AND s._source_line > t._source_line)))"
+)
+
+
+class DeltaTableError(LakeError):
+    """A Delta table could not be read or written; the message names the table, never a secret."""
+
+
+def sources_key(table: str, day: date) -> str:
+    """The raw objects a trusted day was built from (written after its commit: a crash in
+    between only makes the sensor ingest the day again, which is idempotent)."""
+    return f"_state/trusted/{table}/ingest_date={day.isoformat()}/sources.json"
+
+
+# ------------------------------------------------------------------ where and how
+
+
+def table_uri(lake: Lake, path: str) -> str:
+    if isinstance(lake, LocalLake):
+        return str(Path(lake.root) / path)
+    if isinstance(lake, S3Lake):
+        return f"s3://{lake.bucket}/{lake.prefix}{path}"
+    raise DeltaTableError(f"no Delta tables on {type(lake).__name__}")
+
+
+def storage_options(lake: Lake) -> dict[str, str] | None:
+    """delta-rs's options for the lake: on S3, the endpoint, region and credentials boto3
+    resolves from the standard variables, profiles or roles (so the lake and its Delta
+    tables always use the same account). They are handed to delta-rs only, never logged."""
+    if not isinstance(lake, S3Lake):
+        return None
+    from .lake import _SESSION_LOCK, _boto_session
+
+    with _SESSION_LOCK:
+        session = _boto_session()
+        credentials = session.get_credentials()
+    options = {"conditional_put": "etag"}  # the commit protocol: If-None-Match on the next log entry
+    endpoint = lake.client.meta.endpoint_url
+    if endpoint and not endpoint.endswith("amazonaws.com"):
+        options["AWS_ENDPOINT_URL"] = endpoint
+        if endpoint.startswith("http://"):
+            options["AWS_ALLOW_HTTP"] = "true"
+    region = lake.client.meta.region_name or session.region_name
+    if region:
+        options["AWS_REGION"] = region
+    if credentials is not None:
+        frozen = credentials.get_frozen_credentials()
+        options["AWS_ACCESS_KEY_ID"] = frozen.access_key
+        options["AWS_SECRET_ACCESS_KEY"] = frozen.secret_key
+        if frozen.token:
+            options["AWS_SESSION_TOKEN"] = frozen.token
+    return options
+
+
+def _clean(lake: Lake, path: str, exc: Exception) -> str:
+    """delta-rs's message, without anything from the storage options."""
+    text = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+    for value in (storage_options(lake) or {}).values():
+        if len(value) >= 8 and value in text:
+            text = text.replace(value, "***")
+    return f"{lake.describe(path)}: {text}"
+
+
+def open_table(lake: Lake, path: str, version: int | None = None):
+    """The Delta table at ``path`` (at ``version``), or None when there is none."""
+    from deltalake import DeltaTable
+
+    uri, options = table_uri(lake, path), storage_options(lake)
+    try:
+        if not DeltaTable.is_deltatable(uri, storage_options=options):
+            return None
+        return DeltaTable(uri, version=version, storage_options=options)
+    except Exception as exc:
+        raise DeltaTableError(f"cannot open Delta table {_clean(lake, path, exc)}") from None
+
+
+def table_version(lake: Lake, path: str) -> int | None:
+    found = open_table(lake, path)
+    return None if found is None else found.version()
+
+
+# ------------------------------------------------------------------ trusted and quarantine
+
+
+@dataclass
+class DayWrite:
+    day: date
+    trusted: pa.Table  # trusted_schema(spec)
+    quarantine: pa.Table  # QUARANTINE_SCHEMA
+    sources: dict | None  # {"digest": ..., "objects": [[key, etag], ...]}; None: no raw objects any more
+
+
+@dataclass
+class TrustedCommit:
+    version: int | None  # the trusted table's version after the commit (None: nothing written)
+    retries: int
+
+
+def _with_day(table: pa.Table, day: date) -> pa.Table:
+    return table.append_column(pa.field(PARTITION, pa.date32()), pa.array([day] * table.num_rows, pa.date32()))
+
+
+def _days_predicate(days: Iterable[date]) -> str:
+    listed = ", ".join(f"'{d.isoformat()}'" for d in sorted(set(days)))
+    return f"{PARTITION} IN ({listed})"
+
+
+def write_days(lake: Lake, spec: TableSpec, writes: list[DayWrite]) -> TrustedCommit:
+    """Replace the trusted and quarantine partitions of these days, each table in ONE commit.
+
+    Quarantine first, trusted second, the sources manifests last: a run killed in between
+    leaves trusted as it was (the sensor then runs the days again, which rewrites all three
+    the same way). Days without raw objects any more lose their partitions.
+    """
+    if not writes:
+        return TrustedCommit(None, 0)
+    days = [w.day for w in writes]
+    quarantine = pa.concat_tables([_with_day(w.quarantine.cast(QUARANTINE_SCHEMA), w.day) for w in writes])
+    _overwrite_days(lake, quarantine_table(spec.name), quarantine, days, {"smartstream.table": spec.name})
+    schema = trusted_schema(spec)
+    trusted = pa.concat_tables([_with_day(w.trusted.select(schema.names).cast(schema), w.day) for w in writes])
+    version, retries = _overwrite_days(
+        lake, trusted_table(spec.name), trusted, days, {"smartstream.table": spec.name}, configuration=TRUSTED_CONFIG
+    )
+    for w in writes:
+        if w.sources is None:
+            lake.delete(sources_key(spec.name, w.day))
+        else:
+            lake.write_bytes(sources_key(spec.name, w.day), json.dumps(w.sources).encode())
+    return TrustedCommit(version, retries)
+
+
+def _overwrite_days(
+    lake: Lake, path: str, data: pa.Table, days: list[date], metadata: dict, configuration: dict | None = None
+) -> tuple[int, int]:
+    from deltalake import CommitProperties, write_deltalake
+
+    found = open_table(lake, path)
+    props = CommitProperties(custom_metadata=metadata | {"smartstream.days": ",".join(d.isoformat() for d in sorted(set(days)))},
+                             max_commit_retries=COMMIT_RETRIES)
+    try:
+        if found is None:
+            if data.num_rows == 0:
+                return (-1, 0)  # nothing to keep and no table yet: no table
+            write_deltalake(table_uri(lake, path), data, partition_by=[PARTITION], mode="append",
+                            configuration=configuration, storage_options=storage_options(lake), commit_properties=props)
+        else:
+            write_deltalake(found, data, partition_by=[PARTITION], mode="overwrite", predicate=_days_predicate(days),
+                            schema_mode="merge", commit_properties=props)
+    except Exception as exc:
+        raise DeltaTableError(f"cannot write {', '.join(d.isoformat() for d in sorted(set(days))[:5])} to {_clean(lake, path, exc)}") from None
+    table = open_table(lake, path)
+    last = table.history(1)[0]
+    return table.version(), int(last.get("operationMetrics", {}).get("num_retries", 0) or 0)
+
+
+def trusted_sources(lake: Lake, table: str, day: date) -> dict | None:
+    """The sources manifest of a trusted day ({"digest", "objects"}), None when there is none."""
+    key = sources_key(table, day)
+    if not lake.exists(key):
+        return None
+    return json.loads(lake.read_bytes(key))
+
+
+def read_trusted(lake: Lake, table: str, days: Iterable[date] | None = None, version: int | None = None) -> pa.Table:
+    """Trusted changes (of ``days`` if given) with their ``ingest_date``; an empty table when there is none."""
+    return _read_partitioned(lake, trusted_table(table), days, version)
+
+
+def read_quarantine(lake: Lake, table: str, days: Iterable[date] | None = None, version: int | None = None) -> pa.Table:
+    """Quarantined records (of ``days`` if given) with their ``ingest_date``; an empty table when there is none."""
+    return _read_partitioned(lake, quarantine_table(table), days, version)
+
+
+def _read_partitioned(lake: Lake, path: str, days: Iterable[date] | None, version: int | None) -> pa.Table:
+    found = open_table(lake, path, version)
+    if found is None:
+        return pa.table({})
+    dataset = found.to_pyarrow_dataset()
+    if days is None:
+        return _plain(dataset.to_table())
+    return _plain(dataset.to_table(filter=pc.field(PARTITION).isin(pa.array(sorted(set(days)), pa.date32()))))
+
+
+def trusted_days(lake: Lake, table: str) -> list[date]:
+    found = open_table(lake, trusted_table(table))
+    if found is None:
+        return []
+    values = {p[PARTITION] for p in found.partitions()}
+    return sorted(date.fromisoformat(v) for v in values if v)
+
+
+# ------------------------------------------------------------------ current: MERGE
+
+
+@dataclass
+class MergeReport:
+    version: int | None  # current's version after the update
+    trusted_version: int | None  # the trusted version it reflects
+    days_applied: list[str]
+    changes_applied: int  # trusted rows read (each day's changes)
+    inserted: int
+    updated: int  # rows replaced by a later change (a delete counts here: it becomes a soft delete)
+    committed: bool  # False: nothing won, no new version
+    rebuilt: bool
+    retries: int
+
+
+def update_current(lake: Lake, spec: TableSpec, *, rebuild: bool = False) -> MergeReport:
+    """Apply trusted's changes since the version current last applied, in ONE MERGE commit
+    that also records the new trusted version (an app transaction).
+
+    Only the change data feed since that version is read, so the cost follows the day's
+    changes and the files they touch, not the table. A current table whose columns no
+    longer match the registry, a missing one, ``rebuild`` or a feed that is no longer
+    there (vacuumed) read trusted whole instead; ``rebuild`` also replaces current.
+    """
+    from deltalake import CommitProperties, Transaction
+
+    trusted = open_table(lake, trusted_table(spec.name))
+    if trusted is None:
+        raise DeltaTableError(f"no trusted table at {lake.describe(trusted_table(spec.name))}: ingest a day first")
+    target_version = trusted.version()
+    schema = trusted_schema(spec)
+    current = None if rebuild else open_table(lake, current_table(spec.name))
+    if current is not None and _plain_schema(current) != schema:
+        current, rebuild = None, True  # the registry's columns changed: rebuild from trusted
+    applied = None if current is None else current.transaction_version(APPLIED_APP_ID)
+    if applied is not None and applied >= target_version:
+        return MergeReport(current.version(), applied, [], 0, 0, 0, False, False, 0)
+    changes = _changes_since(lake, trusted, applied)
+    days = sorted({d.isoformat() for d in changes.column(PARTITION).to_pylist()}) if changes.num_rows else []
+    latest = last_change_per_key(changes.select(schema.names).cast(schema), list(spec.primary_key))
+    latest = latest.sort_by([(k, "ascending") for k in spec.primary_key])  # clustered by key
+    props = CommitProperties(
+        app_transactions=[Transaction(APPLIED_APP_ID, target_version)],
+        custom_metadata={"smartstream.days": ",".join(days), "smartstream.trusted_version": str(target_version)},
+        max_commit_retries=COMMIT_RETRIES,
+    )
+    try:
+        if current is None:
+            from deltalake import write_deltalake
+
+            write_deltalake(table_uri(lake, current_table(spec.name)), latest, mode="overwrite", schema_mode="overwrite",
+                            target_file_size=TARGET_FILE_BYTES, storage_options=storage_options(lake), commit_properties=props)
+            after = open_table(lake, current_table(spec.name))
+            return MergeReport(after.version(), target_version, days, changes.num_rows, latest.num_rows, 0, True, rebuild, 0)
+        on = " AND ".join(f"t.{_q(k)} = s.{_q(k)}" for k in spec.primary_key)
+        metrics = (
+            current.merge(latest, on, source_alias="s", target_alias="t", commit_properties=props)
+            .when_matched_update_all(predicate=_WINS)
+            .when_not_matched_insert_all()
+            .execute()
+        )
+    except Exception as exc:
+        raise DeltaTableError(f"cannot apply trusted v{target_version} to {_clean(lake, current_table(spec.name), exc)}") from None
+    inserted, updated = int(metrics.get("num_target_rows_inserted", 0)), int(metrics.get("num_target_rows_updated", 0))
+    committed = bool(inserted or updated)  # nothing won (a replay): delta-rs writes no commit
+    after = open_table(lake, current_table(spec.name))
+    return MergeReport(after.version(), target_version if committed else applied, days, changes.num_rows, inserted, updated,
+                       committed, rebuild, int(metrics.get("num_retries", 0) or 0))
+
+
+def _changes_since(lake: Lake, trusted, applied: int | None) -> pa.Table:
+    """The trusted rows written after version ``applied`` (every row when None): the change
+    feed's inserts. Rows an overwrite removed stay applied, as they were before the
+    overwrite (a rebuild forgets them)."""
+    if applied is not None:
+        try:
+            feed = trusted.load_cdf(starting_version=applied + 1)
+            feed = _plain(pa.table(feed.read_all()) if hasattr(feed, "read_all") else pa.table(feed))
+            kind = feed.column("_change_type")
+            return feed.filter(pc.is_in(kind, value_set=pa.array(["insert", "update_postimage"])))
+        except Exception:
+            pass  # the feed of those versions is gone (vacuumed): read trusted whole
+    return trusted.to_pyarrow_dataset().to_table()
+
+
+def _plain(table: pa.Table) -> pa.Table:
+    """delta-rs (DataFusion) returns string_view / binary_view columns; the rest of the
+    project, pandas and older pyarrow readers expect plain string and binary."""
+    views = {pa.string_view(): pa.string(), pa.binary_view(): pa.binary()}
+    if not any(f.type in views for f in table.schema):
+        return table
+    return table.cast(pa.schema([f.with_type(views.get(f.type, f.type)) for f in table.schema]))
+
+
+def _q(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
+
+
+def _plain_schema(table) -> pa.Schema:
+    schema = table.schema()
+    arrow = schema.to_arrow() if hasattr(schema, "to_arrow") else schema.to_pyarrow()
+    return pa.schema(arrow)
+
+
+def read_current(
+    lake: Lake, table: str, columns: list[str] | None = None, *, version: int | None = None, include_deleted: bool = False
+) -> pa.Table | None:
+    """The rows that exist now (or at ``version``), without ``_op``; None when there is no table.
+    ``columns``: only these (and what the filter needs). ``include_deleted`` keeps the
+    soft-deleted rows and ``_op`` (the whole state)."""
+    found = open_table(lake, current_table(table), version)
+    if found is None:
+        return None
+    wanted = None if columns is None else list(dict.fromkeys(["_op", *columns]))
+    state = _plain(found.to_pyarrow_dataset().to_table(columns=wanted))
+    if include_deleted:
+        return state
+    return state.filter(pc.not_equal(state.column("_op"), "delete")).drop_columns(["_op"])
+
+
+def query(lake: Lake, tables: Mapping[str, str], sql: str) -> pa.Table:
+    """SQL (DataFusion, inside delta-rs) over Delta tables registered under names: it
+    streams the files, so counting a table of any size does not load it."""
+    from deltalake import QueryBuilder
+
+    builder = QueryBuilder()
+    for name, path in tables.items():
+        found = open_table(lake, path)
+        if found is None:
+            raise DeltaTableError(f"no Delta table at {lake.describe(path)}")
+        builder = builder.register(name, found)
+    try:
+        return _plain(pa.table(builder.execute(sql).read_all()))
+    except Exception as exc:
+        raise DeltaTableError(f"query over {', '.join(lake.describe(p) for p in tables.values())} failed: {exc}") from None
+
+
+def count_rows(lake: Lake, path: str, where: str | None = None) -> int:
+    """Rows of a Delta table (0 when there is none), matching ``where`` (SQL) if given."""
+    if open_table(lake, path) is None:
+        return 0
+    sql = "SELECT count(*) AS n FROM t" + (f" WHERE {where}" if where else "")
+    return int(query(lake, {"t": path}, sql).column("n")[0].as_py())
+
+
+def current_stats(lake: Lake, spec: TableSpec) -> dict:
+    """What current's checks and metadata need, by SQL over the table: rows, deleted keys,
+    duplicate and null primary keys among the rows, columns unlike the registry, a preview."""
+    from . import quality
+
+    keys = ", ".join(f"t.{_q(k)}" for k in spec.primary_key)
+    nulls = " OR ".join(f"t.{_q(k)} IS NULL" for k in spec.primary_key)
+    live = "t._op <> 'delete'"
+    sql = (
+        f"SELECT count(*) FILTER (WHERE {live}) AS rows, count(*) FILTER (WHERE NOT ({live})) AS deleted, "
+        f"count(*) FILTER (WHERE {live} AND ({nulls})) AS null_keys, "
+        f"(SELECT count(*) FROM (SELECT {keys} FROM t WHERE {live} GROUP BY {keys} HAVING count(*) > 1)) AS dup_keys, "
+        f"(SELECT coalesce(sum(n), 0) FROM (SELECT count(*) AS n FROM t WHERE {live} GROUP BY {keys} HAVING count(*) > 1)) AS dup_rows "
+        "FROM t"
+    )
+    path = current_table(spec.name)
+    figures = query(lake, {"t": path}, sql).to_pylist()[0]
+    preview = query(lake, {"t": path}, f"SELECT * FROM t WHERE {live} LIMIT 10").drop_columns(["_op"])
+    return {
+        "rows": int(figures["rows"] or 0),
+        "deleted": int(figures["deleted"] or 0),
+        "null_key_rows": int(figures["null_keys"] or 0),
+        "duplicate_rows": int(figures["dup_rows"] or 0) - int(figures["dup_keys"] or 0),
+        "mismatches": quality.schema_mismatches(preview, spec),
+        "preview": preview,
+    }
+
+
+# ------------------------------------------------------------------ maintenance
+
+
+@dataclass
+class Maintenance:
+    table: str
+    version: int
+    optimized: dict
+    vacuumed: list[str]
+    retention_hours: int
+
+
+def maintain(lake: Lake, path: str, *, z_order: Iterable[str] | None = None, retention_hours: int = DEFAULT_RETENTION_HOURS,
+             dry_run: bool = False) -> Maintenance | None:
+    """Compact small files (Z-ordered by ``z_order`` when given, so a MERGE of a key range
+    touches few files), then vacuum files no version within ``retention_hours`` needs,
+    and checkpoint the log. Never removes what a retained version reads."""
+    found = open_table(lake, path)
+    if found is None:
+        return None
+    try:
+        columns = list(z_order or [])
+        optimized = found.optimize.z_order(columns) if columns else found.optimize.compact()
+        found = open_table(lake, path)
+        vacuumed = found.vacuum(retention_hours=retention_hours, dry_run=dry_run, enforce_retention_duration=False)
+        found.create_checkpoint()
+    except Exception as exc:
+        raise DeltaTableError(f"cannot maintain {_clean(lake, path, exc)}") from None
+    return Maintenance(path, open_table(lake, path).version(), dict(optimized), list(vacuumed), retention_hours)
+
+
+def history(lake: Lake, path: str, limit: int | None = None) -> list[Mapping]:
+    found = open_table(lake, path)
+    return [] if found is None else found.history(limit)
+
+
+def _env_retention() -> int:
+    raw = os.environ.get("SMARTSTREAM_DELTA_RETENTION_HOURS", "").strip()
+    return int(raw) if raw else DEFAULT_RETENTION_HOURS

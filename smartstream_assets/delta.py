@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import json
 import os
+import uuid
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import date
@@ -49,6 +50,7 @@ APPLIED_APP_ID = "smartstream.trusted_version"  # current's txn: the trusted ver
 TRUSTED_CONFIG = {"delta.enableChangeDataFeed": "true"}
 TARGET_FILE_BYTES = 8 << 20  # current: small files, so a MERGE of recent keys rewrites few rows
 COMMIT_RETRIES = 15
+UPDATE_ATTEMPTS = 5  # whole updates started over after a concurrent update won
 DEFAULT_RETENTION_HOURS = 168  # Delta's default: 7 days of versions stay readable
 _WINS = (  # a source change replaces the target row only when it is later
     "s._commit_ts > t._commit_ts OR (s._commit_ts = t._commit_ts AND (s._source_key > t._source_key"
@@ -58,6 +60,20 @@ _WINS = (  # a source change replaces the target row only when it is later
 
 class DeltaTableError(LakeError):
     """A Delta table could not be read or written; the message names the table, never a secret."""
+
+
+class LegacyLayout(DeltaTableError):
+    """The table is still in the Parquet layout: writing Delta beside it would hide its history."""
+
+
+def _refuse_legacy(lake: Lake, table: str) -> None:
+    from .migrate import has_legacy_layout
+
+    if has_legacy_layout(lake, table):
+        raise LegacyLayout(
+            f"{table} is still in the Parquet layout (one object per partition) under {lake.describe('')}: "
+            f"convert it first with `smartstream table migrate {table}` (or rebuild current from trusted)."
+        )
 
 
 def sources_key(table: str, day: date) -> str:
@@ -159,7 +175,7 @@ def _days_predicate(days: Iterable[date]) -> str:
     return f"{PARTITION} IN ({listed})"
 
 
-def write_days(lake: Lake, spec: TableSpec, writes: list[DayWrite]) -> TrustedCommit:
+def write_days(lake: Lake, spec: TableSpec, writes: list[DayWrite], *, allow_legacy: bool = False) -> TrustedCommit:
     """Replace the trusted and quarantine partitions of these days, each table in ONE commit.
 
     Quarantine first, trusted second, the sources manifests last: a run killed in between
@@ -168,6 +184,8 @@ def write_days(lake: Lake, spec: TableSpec, writes: list[DayWrite]) -> TrustedCo
     """
     if not writes:
         return TrustedCommit(None, 0)
+    if not allow_legacy and open_table(lake, trusted_table(spec.name)) is None:
+        _refuse_legacy(lake, spec.name)
     days = [w.day for w in writes]
     quarantine = pa.concat_tables([_with_day(w.quarantine.cast(QUARANTINE_SCHEMA), w.day) for w in writes])
     _overwrite_days(lake, quarantine_table(spec.name), quarantine, days, {"smartstream.table": spec.name})
@@ -187,25 +205,42 @@ def write_days(lake: Lake, spec: TableSpec, writes: list[DayWrite]) -> TrustedCo
 def _overwrite_days(
     lake: Lake, path: str, data: pa.Table, days: list[date], metadata: dict, configuration: dict | None = None
 ) -> tuple[int, int]:
+    """(version of this commit, its retries). Creating the table races with other first
+    writers: the loser finds the table there and overwrites its days in it instead."""
     from deltalake import CommitProperties, write_deltalake
 
-    found = open_table(lake, path)
-    props = CommitProperties(custom_metadata=metadata | {"smartstream.days": ",".join(d.isoformat() for d in sorted(set(days)))},
-                             max_commit_retries=COMMIT_RETRIES)
-    try:
-        if found is None:
-            if data.num_rows == 0:
-                return (-1, 0)  # nothing to keep and no table yet: no table
-            write_deltalake(table_uri(lake, path), data, partition_by=[PARTITION], mode="append",
-                            configuration=configuration, storage_options=storage_options(lake), commit_properties=props)
-        else:
-            write_deltalake(found, data, partition_by=[PARTITION], mode="overwrite", predicate=_days_predicate(days),
-                            schema_mode="merge", commit_properties=props)
-    except Exception as exc:
-        raise DeltaTableError(f"cannot write {', '.join(d.isoformat() for d in sorted(set(days))[:5])} to {_clean(lake, path, exc)}") from None
-    table = open_table(lake, path)
-    last = table.history(1)[0]
-    return table.version(), int(last.get("operationMetrics", {}).get("num_retries", 0) or 0)
+    commit_id = uuid.uuid4().hex  # finds this commit in the log, whatever committed around it
+    shown = ", ".join(d.isoformat() for d in sorted(set(days))[:5])
+    props = CommitProperties(
+        custom_metadata=metadata | {"smartstream.days": ",".join(d.isoformat() for d in sorted(set(days))), "smartstream.commit": commit_id},
+        max_commit_retries=COMMIT_RETRIES,
+    )
+    for attempt in range(3):
+        found = open_table(lake, path)
+        try:
+            if found is None:
+                if data.num_rows == 0:
+                    return (-1, 0)  # nothing to keep and no table yet: no table
+                write_deltalake(table_uri(lake, path), data, partition_by=[PARTITION], mode="error",
+                                configuration=configuration, storage_options=storage_options(lake), commit_properties=props)
+            else:
+                write_deltalake(found, data, partition_by=[PARTITION], mode="overwrite", predicate=_days_predicate(days),
+                                schema_mode="merge", commit_properties=props)
+            break
+        except Exception as exc:
+            if found is None and attempt < 2 and open_table(lake, path) is not None:
+                continue  # another writer created the table first
+            raise DeltaTableError(f"cannot write {shown} to {_clean(lake, path, exc)}") from None
+    return (0 if found is None else found.version()), _retries_of(lake, path, commit_id)
+
+
+def _retries_of(lake: Lake, path: str, commit_id: str) -> int:
+    """How often the commit ``commit_id`` lost the race for its version and tried again.
+    (Found by its id: ``history()``'s own version numbers shift while others commit.)"""
+    for entry in open_table(lake, path).history(200):
+        if entry.get("smartstream.commit") == commit_id:
+            return int((entry.get("operationMetrics") or {}).get("num_retries") or 0)
+    return 0
 
 
 def trusted_sources(lake: Lake, table: str, day: date) -> dict | None:
@@ -230,10 +265,18 @@ def _read_partitioned(lake: Lake, path: str, days: Iterable[date] | None, versio
     found = open_table(lake, path, version)
     if found is None:
         return pa.table({})
-    dataset = found.to_pyarrow_dataset()
     if days is None:
-        return _plain(dataset.to_table())
-    return _plain(dataset.to_table(filter=pc.field(PARTITION).isin(pa.array(sorted(set(days)), pa.date32()))))
+        return _plain(_scan(lake, path, found))
+    return _plain(_scan(lake, path, found, filter=pc.field(PARTITION).isin(pa.array(sorted(set(days)), pa.date32()))))
+
+
+def _scan(lake: Lake, path: str, found, **kwargs) -> pa.Table:
+    try:
+        return found.to_pyarrow_dataset().to_table(**kwargs)
+    except Exception as exc:  # a file of that version is gone: vacuumed, or removed by hand
+        raise DeltaTableError(
+            f"cannot read version {found.version()} of {_clean(lake, path, exc)} (vacuumed past its retention?)"
+        ) from None
 
 
 def trusted_days(lake: Lake, table: str) -> list[date]:
@@ -260,7 +303,7 @@ class MergeReport:
     retries: int
 
 
-def update_current(lake: Lake, spec: TableSpec, *, rebuild: bool = False) -> MergeReport:
+def update_current(lake: Lake, spec: TableSpec, *, rebuild: bool = False, allow_legacy: bool = False) -> MergeReport:
     """Apply trusted's changes since the version current last applied, in ONE MERGE commit
     that also records the new trusted version (an app transaction).
 
@@ -269,36 +312,67 @@ def update_current(lake: Lake, spec: TableSpec, *, rebuild: bool = False) -> Mer
     longer match the registry, a missing one, ``rebuild`` or a feed that is no longer
     there (vacuumed) read trusted whole instead; ``rebuild`` also replaces current.
     """
-    from deltalake import CommitProperties, Transaction
+    if not allow_legacy:
+        _refuse_legacy_current(lake, spec.name)
+    last_error = None
+    for _ in range(UPDATE_ATTEMPTS):
+        try:
+            return _update_current_once(lake, spec, rebuild)
+        except _Conflict as exc:  # a concurrent update committed first: start over from its state
+            last_error = exc.__cause__ or exc
+    raise DeltaTableError(
+        f"cannot apply trusted to {_clean(lake, current_table(spec.name), last_error)}: {UPDATE_ATTEMPTS} concurrent "
+        f"updates won in a row; limit the concurrency of current/{spec.name}"
+    )
+
+
+class _Conflict(Exception):
+    pass
+
+
+def _refuse_legacy_current(lake: Lake, table: str) -> None:
+    if open_table(lake, current_table(table)) is None:
+        _refuse_legacy(lake, table)
+
+
+def _update_current_once(lake: Lake, spec: TableSpec, rebuild: bool) -> MergeReport:
+    from deltalake import CommitProperties, Transaction, write_deltalake
+    from deltalake.exceptions import CommitFailedError
 
     trusted = open_table(lake, trusted_table(spec.name))
     if trusted is None:
         raise DeltaTableError(f"no trusted table at {lake.describe(trusted_table(spec.name))}: ingest a day first")
     target_version = trusted.version()
     schema = trusted_schema(spec)
-    current = None if rebuild else open_table(lake, current_table(spec.name))
+    path = current_table(spec.name)
+    current = open_table(lake, path)
     if current is not None and _plain_schema(current) != schema:
-        current, rebuild = None, True  # the registry's columns changed: rebuild from trusted
-    applied = None if current is None else current.transaction_version(APPLIED_APP_ID)
+        rebuild = True  # the registry's columns changed: rebuild from trusted
+    if current is None:
+        # An empty table first, then a MERGE like every update: two first updates racing
+        # then conflict on the MERGE (and its app transaction) like any other two. (An
+        # overwrite that lost the race to a create would keep both writers' rows.)
+        current = _create_current(lake, spec)
+    applied = None if rebuild else current.transaction_version(APPLIED_APP_ID)
     if applied is not None and applied >= target_version:
         return MergeReport(current.version(), applied, [], 0, 0, 0, False, False, 0)
     changes = _changes_since(lake, trusted, applied)
     days = sorted({d.isoformat() for d in changes.column(PARTITION).to_pylist()}) if changes.num_rows else []
     latest = last_change_per_key(changes.select(schema.names).cast(schema), list(spec.primary_key))
     latest = latest.sort_by([(k, "ascending") for k in spec.primary_key])  # clustered by key
+    commit_id = uuid.uuid4().hex
     props = CommitProperties(
         app_transactions=[Transaction(APPLIED_APP_ID, target_version)],
-        custom_metadata={"smartstream.days": ",".join(days), "smartstream.trusted_version": str(target_version)},
+        custom_metadata={"smartstream.days": ",".join(days), "smartstream.trusted_version": str(target_version),
+                         "smartstream.commit": commit_id},
         max_commit_retries=COMMIT_RETRIES,
-    )
+    )  # fmt: skip
     try:
-        if current is None:
-            from deltalake import write_deltalake
-
-            write_deltalake(table_uri(lake, current_table(spec.name)), latest, mode="overwrite", schema_mode="overwrite",
-                            target_file_size=TARGET_FILE_BYTES, storage_options=storage_options(lake), commit_properties=props)
-            after = open_table(lake, current_table(spec.name))
-            return MergeReport(after.version(), target_version, days, changes.num_rows, latest.num_rows, 0, True, rebuild, 0)
+        if rebuild:  # replace the table: what trusted holds now, nothing else
+            write_deltalake(current, latest, mode="overwrite", schema_mode="overwrite", target_file_size=TARGET_FILE_BYTES,
+                            commit_properties=props)  # fmt: skip
+            return MergeReport(current.version(), target_version, days, changes.num_rows, latest.num_rows, 0, True, True,
+                               _retries_of(lake, path, commit_id))
         on = " AND ".join(f"t.{_q(k)} = s.{_q(k)}" for k in spec.primary_key)
         metrics = (
             current.merge(latest, on, source_alias="s", target_alias="t", commit_properties=props)
@@ -307,12 +381,53 @@ def update_current(lake: Lake, spec: TableSpec, *, rebuild: bool = False) -> Mer
             .execute()
         )
     except Exception as exc:
-        raise DeltaTableError(f"cannot apply trusted v{target_version} to {_clean(lake, current_table(spec.name), exc)}") from None
+        if isinstance(exc, CommitFailedError):
+            raise _Conflict() from exc
+        raise DeltaTableError(f"cannot apply trusted v{target_version} to {_clean(lake, path, exc)}") from None
     inserted, updated = int(metrics.get("num_target_rows_inserted", 0)), int(metrics.get("num_target_rows_updated", 0))
-    committed = bool(inserted or updated)  # nothing won (a replay): delta-rs writes no commit
-    after = open_table(lake, current_table(spec.name))
-    return MergeReport(after.version(), target_version if committed else applied, days, changes.num_rows, inserted, updated,
-                       committed, rebuild, int(metrics.get("num_retries", 0) or 0))
+    if not (inserted or updated):  # nothing won (a replay): delta-rs writes no commit
+        return MergeReport(current.version(), applied, days, changes.num_rows, 0, 0, False, rebuild, 0)
+    return MergeReport(current.version(), target_version, days, changes.num_rows, inserted, updated, True, rebuild,
+                       _retries_of(lake, path, commit_id))
+
+
+def _create_current(lake: Lake, spec: TableSpec):
+    from deltalake import DeltaTable
+
+    path = current_table(spec.name)
+    try:
+        DeltaTable.create(table_uri(lake, path), trusted_schema(spec), mode="ignore", storage_options=storage_options(lake),
+                          configuration={"delta.dataSkippingNumIndexedCols": str(len(spec.primary_key) + 4)})  # fmt: skip
+    except Exception as exc:
+        if open_table(lake, path) is None:  # else another update created it first
+            raise DeltaTableError(f"cannot create {_clean(lake, path, exc)}") from None
+    return open_table(lake, path)
+
+
+def record_applied(lake: Lake, spec: TableSpec) -> int:
+    """Record in current that everything trusted holds now is applied, by a commit with no
+    data (after a migration, whose state already held it all)."""
+    from deltalake import CommitProperties, Transaction, write_deltalake
+
+    current, trusted = open_table(lake, current_table(spec.name)), open_table(lake, trusted_table(spec.name))
+    props = CommitProperties(app_transactions=[Transaction(APPLIED_APP_ID, trusted.version())])
+    write_deltalake(current, trusted_schema(spec).empty_table(), mode="append", commit_properties=props)
+    return current.version()
+
+
+def write_state(lake: Lake, spec: TableSpec, state: pa.Table) -> int:
+    """Replace current with ``state`` (the last change of every key, deletes included) with
+    no trusted version recorded, so the next update applies trusted whole over it."""
+    from deltalake import write_deltalake
+
+    schema = trusted_schema(spec)
+    state = state.select(schema.names).cast(schema).sort_by([(k, "ascending") for k in spec.primary_key])
+    try:
+        write_deltalake(table_uri(lake, current_table(spec.name)), state, mode="overwrite", schema_mode="overwrite",
+                        target_file_size=TARGET_FILE_BYTES, storage_options=storage_options(lake))
+    except Exception as exc:
+        raise DeltaTableError(f"cannot write {_clean(lake, current_table(spec.name), exc)}") from None
+    return open_table(lake, current_table(spec.name)).version()
 
 
 def _changes_since(lake: Lake, trusted, applied: int | None) -> pa.Table:
@@ -359,7 +474,7 @@ def read_current(
     if found is None:
         return None
     wanted = None if columns is None else list(dict.fromkeys(["_op", *columns]))
-    state = _plain(found.to_pyarrow_dataset().to_table(columns=wanted))
+    state = _plain(_scan(lake, current_table(table), found, columns=wanted))
     if include_deleted:
         return state
     return state.filter(pc.not_equal(state.column("_op"), "delete")).drop_columns(["_op"])

@@ -1,0 +1,373 @@
+"""trusted / current / quarantine as Delta tables: MERGE keeps the CDC semantics of
+``cdc.apply_changes`` exactly, bookkeeping lives in the same commit, writers racing on
+S3 lose nothing, a killed writer leaves no visible commit, vacuum keeps what retained
+versions read, the Parquet layout migrates, the CLI reads any version and exits cleanly."""
+
+import json
+import os
+import random
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections import Counter
+from datetime import date, datetime, timedelta, timezone
+from pathlib import Path
+
+import duckdb
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+import pytest
+
+from smartstream_assets import delta, ingestion
+from smartstream_assets.cdc import QUARANTINE_SCHEMA, apply_changes, current_rows, parse_object, trusted_schema
+from smartstream_assets.lake import LocalLake
+from smartstream_assets.migrate import has_legacy_layout, migrate_table
+from smartstream_assets.tables import TableSpec
+
+from .helpers import SPEC, rows, seed_history
+
+KV = TableSpec(name="kv", raw_prefix="raw/kv/", format="dms_csv", primary_key=("id",), columns={"id": "int64", "v": "string"})
+BASE = datetime(2026, 3, 1, tzinfo=timezone.utc)
+
+
+@pytest.fixture
+def lake(tmp_path):
+    return LocalLake(tmp_path / "lake")
+
+
+@pytest.fixture(params=["local", "s3"])
+def any_lake(request, tmp_path):
+    if request.param == "local":
+        return LocalLake(tmp_path / "lake")
+    return request.getfixturevalue("s3_env")
+
+
+def changes(*items) -> pa.Table:
+    """(op, seconds after BASE, source, line, id, v) tuples as a trusted change table."""
+    cols = list(zip(*items)) if items else [[]] * 6
+    return pa.table(
+        {
+            "_op": pa.array(cols[0], pa.string()),
+            "_commit_ts": pa.array([BASE + timedelta(seconds=s) for s in cols[1]], pa.timestamp("us", tz="UTC")),
+            "_source_key": pa.array(cols[2], pa.string()),
+            "_source_line": pa.array(cols[3], pa.int64()),
+            "id": pa.array(cols[4], pa.int64()),
+            "v": pa.array(cols[5], pa.string()),
+        }
+    )
+
+
+def day_write(day: date, table: pa.Table, quarantined: int = 0) -> delta.DayWrite:
+    quarantine = pa.table(
+        {"_source_key": ["q"] * quarantined, "_source_line": list(range(quarantined)), "_reason_code": ["bad"] * quarantined,
+         "_reason": ["bad row"] * quarantined, "_raw": ["x"] * quarantined},
+        schema=QUARANTINE_SCHEMA,
+    )  # fmt: skip
+    return delta.DayWrite(day, table, quarantine, {"digest": f"{table.num_rows}:0", "objects": [["k", "e"]]})
+
+
+def live(lake, table="kv", **kw):
+    found = delta.read_current(lake, table, **kw)
+    return sorted(rows(found, "id", "v")) if found is not None else None
+
+
+def reference(all_changes: list[pa.Table]) -> list:
+    state = None
+    for batch in all_changes:
+        state = apply_changes(state, batch, ["id"])
+    return sorted(rows(current_rows(state), "id", "v"))
+
+
+# ------------------------------------------------------------------ semantics
+
+
+def test_merge_equals_apply_changes_over_random_days_reruns_and_late_changes(lake):
+    """Random CDC days (updates, deletes, re-inserts, changes arriving days late, equal
+    commit times broken by source and line), some days re-run with other content: after
+    every update current equals the pure reference over every change ever written."""
+    rng = random.Random(7)
+    written: list[pa.Table] = []
+    days = [date(2026, 3, d) for d in range(1, 9)]
+    for step in range(14):
+        day = days[min(step, len(days) - 1)] if step < 8 else rng.choice(days[:8])  # the last 6 re-run older days
+        items = []
+        for line in range(rng.randint(5, 25)):
+            op = rng.choice(["insert", "update", "update", "delete"])
+            seconds = (day - days[0]).days * 86400 + rng.randint(-3 * 86400, 3600)  # late by up to 3 days
+            seconds = seconds // 600 * 600  # coarse: many equal commit times
+            items.append((op, seconds, rng.choice(["raw/a.csv", "raw/b.csv"]), line % 4, rng.randint(0, 30), f"s{step}l{line}"))
+        batch = changes(*items)
+        written.append(batch)
+        delta.write_days(lake, KV, [day_write(day, batch)])
+        if rng.random() < 0.7:  # not every write is followed by an update: updates catch up on several
+            delta.update_current(lake, KV)
+            assert live(lake) == reference(written), f"step {step}"
+    delta.update_current(lake, KV)
+    assert live(lake) == reference(written)
+    state = delta.read_current(lake, "kv", include_deleted=True)
+    assert pc.count_distinct(state.column("id")).as_py() == state.num_rows  # one row per key, deletes included
+
+
+def test_a_late_update_older_than_a_delete_does_not_resurrect_the_row(lake):
+    delta.write_days(lake, KV, [day_write(date(2026, 3, 1), changes(("insert", 0, "a", 0, 1, "one"), ("insert", 0, "a", 1, 2, "two")))])
+    delta.update_current(lake, KV)
+    delta.write_days(lake, KV, [day_write(date(2026, 3, 2), changes(("delete", 100, "b", 0, 1, None)))])
+    delta.update_current(lake, KV)
+    assert live(lake) == [(2, "two")]
+    delta.write_days(lake, KV, [day_write(date(2026, 3, 3), changes(("update", 50, "c", 0, 1, "ghost"), ("update", 150, "c", 1, 2, "later")))])
+    report = delta.update_current(lake, KV)
+    assert live(lake) == [(2, "later")]
+    assert report.updated == 1  # only key 2: the ghost update lost to the delete
+    deleted = delta.read_current(lake, "kv", include_deleted=True).filter(pc.equal(pc.field("_op"), "delete"))
+    assert rows(deleted, "id") == [(1,)]  # the delete is remembered in the table itself
+
+
+def test_replaying_a_day_writes_no_current_version_and_the_trusted_version_is_in_the_same_commit(lake):
+    batch = changes(("insert", 0, "a", 0, 1, "one"), ("insert", 0, "a", 1, 2, "two"))
+    delta.write_days(lake, KV, [day_write(date(2026, 3, 1), batch)])
+    first = delta.update_current(lake, KV)
+    table = delta.open_table(lake, "current/kv")
+    assert table.transaction_version(delta.APPLIED_APP_ID) == first.trusted_version == delta.table_version(lake, "trusted/kv")
+    before = (delta.table_version(lake, "current/kv"), live(lake))
+    delta.write_days(lake, KV, [day_write(date(2026, 3, 1), batch)])  # the same day again
+    replay = delta.update_current(lake, KV)
+    assert not replay.committed and replay.days_applied == ["2026-03-01"] and replay.changes_applied == 2
+    assert (delta.table_version(lake, "current/kv"), live(lake)) == before
+    # Nothing won, so no commit recorded the replay's trusted version: the next update reads
+    # that feed again (bounded by the replays since the last real change) and still writes nothing.
+    again = delta.update_current(lake, KV)
+    assert not again.committed and (delta.table_version(lake, "current/kv"), live(lake)) == before
+    delta.write_days(lake, KV, [day_write(date(2026, 3, 2), changes(("update", 9, "b", 0, 1, "uno")))])
+    real = delta.update_current(lake, KV)
+    assert real.committed and real.days_applied == ["2026-03-01", "2026-03-02"] and live(lake) == [(1, "uno"), (2, "two")]
+    assert delta.open_table(lake, "current/kv").transaction_version(delta.APPLIED_APP_ID) == delta.table_version(lake, "trusted/kv")
+    assert delta.update_current(lake, KV).changes_applied == 0  # now nothing is left to read
+
+
+def test_a_backfill_of_many_days_is_one_trusted_commit_and_a_rerun_replaces_exactly_its_days(lake):
+    writes = [day_write(date(2026, 3, d), changes(("insert", d, "a", 0, d, f"d{d}")), quarantined=d) for d in range(1, 6)]
+    commit = delta.write_days(lake, KV, writes)
+    assert commit.version == 0 and delta.table_version(lake, "quarantine/kv") == 0
+    assert delta.trusted_days(lake, "kv") == [date(2026, 3, d) for d in range(1, 6)]
+    redo = [day_write(date(2026, 3, 2), changes(("insert", 2, "a", 0, 2, "d2"), ("insert", 2, "a", 1, 20, "new"))),
+            day_write(date(2026, 3, 4), changes())]  # fmt: skip
+    assert delta.write_days(lake, KV, redo).version == 1
+    trusted = delta.read_trusted(lake, "kv")
+    assert sorted(rows(trusted, "ingest_date", "id")) == [
+        (date(2026, 3, 1), 1), (date(2026, 3, 2), 2), (date(2026, 3, 2), 20), (date(2026, 3, 3), 3), (date(2026, 3, 5), 5)
+    ]  # fmt: skip
+    quarantined = Counter(delta.read_quarantine(lake, "kv").column("ingest_date").to_pylist())
+    assert quarantined == {date(2026, 3, 1): 1, date(2026, 3, 3): 3, date(2026, 3, 5): 5}  # 2 and 4 re-run clean
+
+
+def test_the_employees_history_lands_as_before_and_duckdb_reads_the_delta_table(lake):
+    seed_history(lake)
+    reports = ingestion.build_trusted_days(lake, SPEC, ingestion.raw_objects_by_date(lake, SPEC))
+    assert [(r.rows_out, r.quarantined) for r in reports] == [(5, 0), (3, 3)]
+    report = ingestion.update_current(lake, SPEC)
+    assert (report.rows, report.tombstones, report.checks["duplicate_rows"], report.checks["null_key_rows"]) == (5, 1, 0, 0)
+    expected = sorted(rows(delta.read_current(lake, "employees"), "EmployeeID", "City"))
+    assert expected == [(1, "Bangalore"), (3, "Pune"), (4, "Pune"), (5, "Pune"), (6, "Pune")]
+    # DuckDB over the same table: the files of its latest version, as delta_scan reads them
+    # (the delta extension itself is a download, which the tests never do)
+    files = delta.open_table(lake, "current/employees").file_uris()
+    found = duckdb.execute('SELECT "EmployeeID", "City" FROM read_parquet(?) WHERE _op <> \'delete\' ORDER BY 1', [files]).fetchall()
+    assert found == expected
+
+
+# ------------------------------------------------------------------ concurrency and crashes
+
+
+def test_writers_racing_on_the_same_table_all_land_with_retries_counted(any_lake):
+    """Eight writers commit days of one trusted table at once (on S3: conditional PUTs of
+    the next log entry). Every day lands, each in its own version, none overwrote another."""
+    delta.write_days(any_lake, KV, [day_write(date(2026, 2, 1), changes(("insert", 0, "a", 0, 0, "seed")))])
+    results, errors = [], []
+
+    def write(d):
+        try:
+            results.append(delta.write_days(any_lake, KV, [day_write(date(2026, 3, d), changes(("insert", d, "a", 0, d, f"d{d}")))]))
+        except Exception as exc:  # pragma: no cover - reported below
+            errors.append(repr(exc))
+
+    threads = [threading.Thread(target=write, args=(d,)) for d in range(1, 9)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == []
+    assert sorted(r.version for r in results) == list(range(1, 9))  # each commit its own version
+    assert sorted(rows(delta.read_trusted(any_lake, "kv"), "id")) == [(d,) for d in range(0, 9)]
+    retries = sum(r.retries for r in results)
+    assert retries > 0  # they did race: the losers re-read the log and committed again
+    history = delta.history(any_lake, "trusted/kv")
+    assert sum(int((h.get("operationMetrics") or {}).get("num_retries") or 0) for h in history) == retries
+
+
+def test_updates_of_current_racing_with_writers_end_exact(any_lake):
+    rng = random.Random(3)
+    written = []
+    for d in range(1, 4):
+        batch = changes(*[("update", d * 100 + i, "a", i, rng.randint(0, 9), f"d{d}i{i}") for i in range(10)])
+        written.append(batch)
+        delta.write_days(any_lake, KV, [day_write(date(2026, 3, d), batch)])
+    errors = []
+
+    def update():
+        try:
+            delta.update_current(any_lake, KV)
+        except delta.DeltaTableError as exc:  # a conflicting commit that ran out of retries fails cleanly
+            errors.append(str(exc))
+
+    threads = [threading.Thread(target=update) for _ in range(3)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    delta.update_current(any_lake, KV)  # whatever lost, the next run completes
+    assert live(any_lake) == reference(written)
+    assert all("current/kv" in e for e in errors)
+
+
+KILLED_WRITER = """
+import sys, pyarrow as pa
+from datetime import date
+from smartstream_assets import delta
+from smartstream_assets.lake import LocalLake
+from smartstream_assets_tests.test_delta import KV, changes, day_write
+lake = LocalLake(sys.argv[1])
+big = changes(*[("insert", i, "big", i, i, "x" * 200) for i in range(400_000)])
+print("writing", flush=True)
+delta.write_days(lake, KV, [day_write(date(2026, 4, d), big) for d in range(1, 16)])
+print("done", flush=True)
+"""
+
+
+def test_a_writer_killed_mid_commit_leaves_no_visible_change(lake, tmp_path):
+    delta.write_days(lake, KV, [day_write(date(2026, 3, 1), changes(("insert", 0, "a", 0, 1, "one")))])
+    delta.update_current(lake, KV)
+    before = (delta.table_version(lake, "trusted/kv"), sorted(rows(delta.read_trusted(lake, "kv"), "id")))
+    root = Path(lake.root) / "trusted" / "kv"
+    known = set(root.rglob("*.parquet"))
+    proc = subprocess.Popen([sys.executable, "-c", KILLED_WRITER, str(lake.root)], cwd=Path(__file__).resolve().parents[1],
+                            stdout=subprocess.PIPE, text=True)  # fmt: skip
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and not (set(root.rglob("*.parquet")) - known):
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert set(root.rglob("*.parquet")) - known, "the writer was killed before it wrote any data file"
+    assert (delta.table_version(lake, "trusted/kv"), sorted(rows(delta.read_trusted(lake, "kv"), "id"))) == before
+    assert delta.update_current(lake, KV).changes_applied == 0 and live(lake) == [(1, "one")]
+    delta.write_days(lake, KV, [day_write(date(2026, 3, 2), changes(("insert", 5, "a", 0, 2, "two")))])  # the table goes on
+    delta.update_current(lake, KV)
+    assert live(lake) == [(1, "one"), (2, "two")]
+
+
+# ------------------------------------------------------------------ maintenance
+
+
+def test_vacuum_keeps_every_file_a_retained_version_reads_and_optimize_keeps_the_rows(lake):
+    for d in range(1, 5):
+        delta.write_days(lake, KV, [day_write(date(2026, 3, 1), changes(*[("update", d, "a", i, i, f"v{d}") for i in range(20)]))])
+        delta.update_current(lake, KV)
+    versions = {v: live(lake, version=v) for v in range(delta.table_version(lake, "current/kv") + 1)}
+    assert len({json.dumps(v) for v in versions.values()}) == 5  # created empty, then four states
+    kept = delta.maintain(lake, "current/kv", z_order=["id"], retention_hours=1)
+    assert kept.vacuumed == []  # every removed file was removed less than an hour ago
+    for v, expected in versions.items():
+        assert live(lake, version=v) == expected
+    latest = live(lake)
+    done = delta.maintain(lake, "current/kv", z_order=["id"], retention_hours=0)
+    assert done.vacuumed  # with no retention, files only old versions read go
+    assert live(lake) == latest  # ... never a file the latest version reads
+    with pytest.raises(delta.DeltaTableError, match="current/kv"):
+        live(lake, version=1)
+
+
+# ------------------------------------------------------------------ migration and the CLI
+
+
+def write_legacy(lake):
+    """The Parquet layout as the previous release wrote it (trusted partitions with their
+    sources, quarantine, the state with deletes, current)."""
+    seed_history(lake)
+    state = None
+    for day, objects in sorted(ingestion.raw_objects_by_date(lake, SPEC).items()):
+        parsed = [parse_object(SPEC, o.key, lake.read_bytes(o.key), o.last_modified) for o in objects]
+        trusted = pa.concat_tables([p.changes for p in parsed])
+        sources = json.dumps({"digest": ingestion.objects_digest(objects), "objects": [[o.key, o.etag] for o in objects]})
+        lake.write_parquet(f"trusted/employees/ingest_date={day}/data.parquet",
+                           trusted.replace_schema_metadata({b"smartstream.sources": sources.encode()}))  # fmt: skip
+        quarantine = pa.concat_tables([p.quarantine for p in parsed])
+        if quarantine.num_rows:
+            lake.write_parquet(f"quarantine/employees/ingest_date={day}/data.parquet", quarantine)
+        state = apply_changes(state, trusted, list(SPEC.primary_key))
+    # a change whose raw object is gone: only the state remembers it
+    ghost = state.slice(0, 1).set_column(state.schema.get_field_index("City"), "City", pa.array(["Atlantis"]))
+    ghost = ghost.set_column(state.schema.get_field_index("EmployeeID"), "EmployeeID", pa.array([99], pa.int64()))
+    state = pa.concat_tables([state, ghost.cast(state.schema)])
+    lake.write_parquet("_state/current/employees/state.parquet", state)
+    lake.write_parquet("current/employees/data.parquet", current_rows(state))
+
+
+def test_the_parquet_layout_is_refused_then_migrated_keeping_what_only_the_state_knew(lake):
+    write_legacy(lake)
+    with pytest.raises(delta.LegacyLayout, match="smartstream table migrate employees"):
+        ingestion.update_current(lake, SPEC)
+    done = migrate_table(lake, SPEC)
+    assert done.days == ["2026-03-01", "2026-03-02"] and done.trusted_rows == 8 and done.quarantined_rows == 3
+    assert not has_legacy_layout(lake, "employees")
+    assert sorted(rows(delta.read_current(lake, "employees"), "EmployeeID", "City")) == [
+        (1, "Bangalore"), (3, "Pune"), (4, "Pune"), (5, "Pune"), (6, "Pune"), (99, "Atlantis")
+    ]  # fmt: skip
+    assert ingestion.trusted_raw_digest(lake, SPEC, date(2026, 3, 2)) is not None  # the sensor still knows the day
+    assert migrate_table(lake, SPEC) is None  # run again: nothing left to convert
+    assert delta.update_current(lake, SPEC).changes_applied == 0
+
+
+def cli(*args, env=None, cwd=None):
+    return subprocess.run([sys.executable, "-m", "smartstream_assets.cli", *args], capture_output=True, text=True,
+                          env=env, cwd=cwd, timeout=300)  # fmt: skip
+
+
+def test_cli_reads_history_and_any_version_and_exits_cleanly(lake, tmp_path):
+    for d in range(1, 4):
+        delta.write_days(lake, KV, [day_write(date(2026, 3, d), changes(("update", d, "a", 0, 1, f"v{d}")))])
+    env = dict(os.environ, SMARTSTREAM_LAKE=str(lake.root))
+    # the registry knows employees; seed it and time-travel on it
+    seed_history(lake)
+    ingestion.build_trusted_days(lake, SPEC, ingestion.raw_objects_by_date(lake, SPEC, [date(2026, 3, 1)]))
+    ingestion.update_current(lake, SPEC)
+    ingestion.build_trusted_days(lake, SPEC, ingestion.raw_objects_by_date(lake, SPEC, [date(2026, 3, 2)]))
+    ingestion.update_current(lake, SPEC)
+    outputs = []
+    for args in (["history", "employees"], ["read", "employees", "--version", "1", "--output", str(tmp_path / "v1.parquet")],
+                 ["read", "employees"], ["maintain", "employees", "--retention-hours", "168"],
+                 ["history", "employees", "--zone", "trusted"]):  # fmt: skip
+        done = cli("table", *args, env=env)
+        assert done.returncode == 0, done.stderr
+        assert "terminate called" not in done.stderr and "panicked" not in done.stderr, done.stderr
+        outputs.append(done.stdout)
+    assert "MERGE" in outputs[0] and "v1" in outputs[0]
+    v1 = pq.read_table(tmp_path / "v1.parquet")  # v0 is the empty table, v1 day 1
+    assert sorted(rows(v1, "EmployeeID", "City")) == [(i, "Pune") for i in range(1, 6)]  # before day 2's changes
+    assert "5 rows" in outputs[2]
+    assert "OPTIMIZE" in cli("table", "history", "employees", env=env).stdout
+    bad = cli("table", "read", "employees", "--version", "99", env=env)
+    assert bad.returncode == 2 and "current/employees" in bad.stderr and "Traceback" not in bad.stderr
+
+
+def test_s3_tables_with_wrong_keys_fail_naming_the_table_never_the_secret(s3_env, monkeypatch):
+    delta.write_days(s3_env, KV, [day_write(date(2026, 3, 1), changes(("insert", 0, "a", 0, 1, "one")))])
+    delta.update_current(s3_env, KV)
+    assert live(s3_env) == [(1, "one")]
+    secret = os.environ["AWS_SECRET_ACCESS_KEY"]
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "wrong-secret-0123456789")
+    with pytest.raises(delta.DeltaTableError) as caught:
+        delta.read_current(s3_env, "kv")
+    assert "current/kv" in str(caught.value)
+    assert secret not in str(caught.value) and "wrong-secret-0123456789" not in str(caught.value)

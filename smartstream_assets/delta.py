@@ -302,7 +302,8 @@ class MergeReport:
     updated: int  # rows replaced by a later change (a delete counts here: it becomes a soft delete)
     committed: bool  # False: nothing won, no new version
     rebuilt: bool
-    retries: int
+    retries: int  # delta-rs's retries of the commit (another writer took its version first)
+    restarts: int = 0  # whole updates started over (a concurrent commit conflicted with this one)
 
 
 def update_current(lake: Lake, spec: TableSpec, *, rebuild: bool = False, allow_legacy: bool = False) -> MergeReport:
@@ -317,9 +318,11 @@ def update_current(lake: Lake, spec: TableSpec, *, rebuild: bool = False, allow_
     if not allow_legacy:
         _refuse_legacy_current(lake, spec.name)
     last_error = None
-    for _ in range(UPDATE_ATTEMPTS):
+    for attempt in range(UPDATE_ATTEMPTS):
         try:
-            return _update_current_once(lake, spec, rebuild)
+            report = _update_current_once(lake, spec, rebuild)
+            report.restarts = attempt
+            return report
         except _Conflict as exc:  # a concurrent update committed first: start over from its state
             last_error = exc.__cause__ or exc
     raise DeltaTableError(

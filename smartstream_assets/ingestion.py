@@ -251,7 +251,7 @@ class CurrentReport:
     committed: bool  # False: nothing won (a replay), no new version
     inserted: int = 0
     updated: int = 0
-    conflicts: int = 0  # commit retries after concurrent writers
+    conflicts: int = 0  # commit retries and restarts after concurrent writers
     checks: dict = field(default_factory=dict)  # duplicate_rows, null_key_rows, mismatches
     preview: pa.Table | None = None
 
@@ -273,7 +273,7 @@ def update_current(lake: Lake, spec: TableSpec, *, rebuild: bool = False) -> Cur
         committed=merged.committed,
         inserted=merged.inserted,
         updated=merged.updated,
-        conflicts=merged.retries,
+        conflicts=merged.retries + merged.restarts,
         checks={k: stats[k] for k in ("duplicate_rows", "null_key_rows", "mismatches")},
         preview=stats["preview"],
     )

@@ -153,6 +153,8 @@ def _parse_table(path: Path, name, entry) -> TableSpec:
     where = f"{path}: table {name!r}"
     if not isinstance(name, str) or not _NAME.match(name):
         raise RegistryError(f"{where}: a table name must be letters, digits and _")
+    if name.startswith("_"):  # quarantine/_stream/, quarantine/_annotations/: the lake's own folders
+        raise RegistryError(f"{where}: a table name cannot start with _ (reserved for the lake's own folders)")
     if not isinstance(entry, dict):
         raise RegistryError(f"{where}: expected a mapping")
     unknown = set(map(str, entry)) - _KEYS

@@ -288,6 +288,18 @@ def test_vacuum_keeps_every_file_a_retained_version_reads_and_optimize_keeps_the
         live(lake, version=1)
 
 
+def test_vacuum_of_a_quarantine_table_leaves_the_stream_and_annotation_quarantines_beside_it(lake):
+    from smartstream_assets.ml.stream import stream_quarantine_key
+
+    delta.write_days(lake, KV, [day_write(date(2026, 3, 1), changes(("insert", 0, "a", 0, 1, "one")), quarantined=2)])
+    delta.write_days(lake, KV, [day_write(date(2026, 3, 1), changes(("insert", 0, "a", 0, 1, "one")), quarantined=1)])
+    beside = stream_quarantine_key("kv", "raw/kv/2026/03/01/batch.jsonl", "raw/kv/")
+    lake.write_bytes(beside, b"kept")
+    assert delta.maintain(lake, "quarantine/kv", retention_hours=0).vacuumed  # the first version's file went
+    assert lake.read_bytes(beside) == b"kept" and not beside.startswith("quarantine/kv/")
+    assert delta.read_quarantine(lake, "kv").num_rows == 1
+
+
 # ------------------------------------------------------------------ migration and the CLI
 
 

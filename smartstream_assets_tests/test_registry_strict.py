@@ -260,3 +260,11 @@ def test_an_asset_label_prefixes_the_tables_asset_keys_and_must_be_a_plain_name(
     for bad in ("Live", "live-1", "1live", "[live]"):
         with pytest.raises(RegistryError, match="asset_label"):
             load_tables(extra=orders(tmp_path, f"    asset_label: {bad!r}\n" if bad != "[live]" else "    asset_label: [live]\n", name=f"{bad.strip('[]')}.yaml"))
+
+
+def test_a_table_name_starting_with_an_underscore_is_refused(tmp_path):
+    """quarantine/_stream/ and quarantine/_annotations/ sit beside the quarantine Delta
+    tables; a table named _stream would share its folder with them (and vacuum them)."""
+    path = registry(tmp_path, "tables:\n  _stream:\n" + BASE.replace("raw/shop/orders/", "raw/shop/stream/"))
+    with pytest.raises(RegistryError, match="_stream.*cannot start with _"):
+        load_tables(extra=path)

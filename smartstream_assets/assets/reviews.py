@@ -27,7 +27,8 @@ HOURLY_COLUMNS = ["review_id", "created_at", "product", "text"]
 # lake keys
 LABELLED_LAKE = f"features/{REVIEWS.name}/labelled/data.parquet"
 EMBEDDINGS_LAKE = f"features/{REVIEWS.name}/embeddings/run_date={{partition}}/data.parquet"
-REFUSED_LAKE = f"quarantine/{REVIEWS.table}/annotations/data.parquet"
+# beside the table's quarantine Delta table (its vacuum deletes files its log does not name)
+REFUSED_LAKE = f"quarantine/_annotations/{REVIEWS.table}/data.parquet"
 
 assert LABELLED_KEY.to_user_string() == REVIEWS.source and EMBEDDINGS_KEY.to_user_string() == REVIEWS.scoring_source
 

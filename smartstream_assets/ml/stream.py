@@ -61,7 +61,10 @@ def scores_key(domain: str, hour: str, raw_key: str, raw_prefix: str) -> str:
 
 
 def stream_quarantine_key(domain: str, raw_key: str, raw_prefix: str) -> str:
-    return f"quarantine/{domain}/stream/{_object_name(raw_key, raw_prefix)}.parquet"
+    """Beside the table's quarantine Delta table, never inside it (``quarantine/<table>/``
+    is a Delta table, whose vacuum deletes every file its log does not name; table names
+    cannot start with ``_``)."""
+    return f"quarantine/_stream/{domain}/{_object_name(raw_key, raw_prefix)}.parquet"
 
 
 def _object_name(raw_key: str, raw_prefix: str) -> str:

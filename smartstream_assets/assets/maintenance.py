@@ -11,7 +11,6 @@ observation on the table's ``trusted`` and ``current`` assets (the UI's asset pa
     dagster job execute -m smartstream_assets.definitions -j employees_maintenance -c retention.yaml
 """
 
-from __future__ import annotations
 
 import os
 

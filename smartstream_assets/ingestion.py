@@ -150,6 +150,8 @@ class TrustedReport:
     raw_digest: str = "0:0000000000000000"  # objects_digest of the raw objects read
     empty_objects: list[str] = field(default_factory=list)  # raw objects that held no record
     vanished_objects: list[str] = field(default_factory=list)  # gone since the last build (allow_shrink)
+    delta_version: int | None = None  # the trusted table's version holding this day (one commit per run)
+    commit_retries: int = 0  # times that commit lost the race for its version to another writer
 
 
 def build_trusted_partition(
@@ -175,7 +177,9 @@ def build_trusted_days(
         report, write = parse_trusted_day(lake, spec, day, objects_by_day[day], allow_shrink=allow_shrink)
         reports.append(report)
         writes.append(write)
-    delta.write_days(lake, spec, writes)
+    commit = delta.write_days(lake, spec, writes)
+    for report in reports:
+        report.delta_version, report.commit_retries = commit.version, commit.retries
     return reports
 
 

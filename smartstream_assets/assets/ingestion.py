@@ -171,6 +171,9 @@ def _partition_metadata(store, spec: TableSpec, r: ingestion.TrustedReport) -> d
         "raw_objects": r.objects,
         "raw_digest": r.raw_digest,  # the sensor skips a date whose objects still have this digest
     }
+    if r.delta_version is not None and r.delta_version >= 0:
+        meta["delta_version"] = r.delta_version  # the run's one commit to the trusted table
+        meta["commit_retries"] = r.commit_retries
     if not r.objects:
         return meta
     meta |= {

@@ -56,6 +56,8 @@ workers: install
 # The benchmarks, each with its baseline measured in the same run (figures in the README).
 bench: install
 	$(BIN)/python benchmarks/ingest.py
+	$(BIN)/python benchmarks/delta_merge.py
+	$(BIN)/python benchmarks/delta_writers.py
 	$(BIN)/python benchmarks/sensor_tick.py
 	$(BIN)/python benchmarks/employees_lineage.py
 	$(BIN)/python benchmarks/evaluate_attrition.py

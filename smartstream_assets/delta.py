@@ -397,20 +397,25 @@ def _update_current_once(lake: Lake, spec: TableSpec, rebuild: bool) -> MergeRep
 
 
 def _key_range(source: pa.Table, spec: TableSpec) -> str:
-    """`` AND t.k >= lo AND t.k <= hi`` for each integer or date key column: literals on the
-    target let delta-rs skip the files whose statistics lie outside the day's keys (a
-    join condition alone makes it scan every file). Strings are left out (quoting)."""
+    """`` AND t.k >= lo AND t.k <= hi`` for each integer, date or timestamp key column:
+    literals on the target let delta-rs skip the files whose statistics lie outside the
+    day's keys (a join condition alone makes it scan every file); readings keyed by time
+    (co2, vitals) prune by their timestamps. Strings are left out (Delta truncates their
+    statistics, and quoting)."""
     terms = []
     for k in spec.primary_key:
         column = source.column(k)
-        if source.num_rows == 0 or not (pa.types.is_integer(column.type) or pa.types.is_date(column.type)):
+        kind = column.type
+        if source.num_rows == 0 or not (pa.types.is_integer(kind) or pa.types.is_date(kind) or pa.types.is_timestamp(kind)):
             continue
         bounds = pc.min_max(column)
         lo, hi = bounds["min"].as_py(), bounds["max"].as_py()
         if lo is None:
             continue
-        if pa.types.is_date(column.type):
+        if pa.types.is_date(kind):
             lo, hi = f"DATE '{lo.isoformat()}'", f"DATE '{hi.isoformat()}'"
+        elif pa.types.is_timestamp(kind):  # aware (UTC) in the registry's types: ISO with its offset
+            lo, hi = f"TIMESTAMP '{lo.isoformat()}'", f"TIMESTAMP '{hi.isoformat()}'"
         terms.append(f" AND t.{_q(k)} >= {lo} AND t.{_q(k)} <= {hi}")
     return "".join(terms)
 

@@ -435,3 +435,32 @@ def test_the_maintenance_job_z_orders_vacuums_and_shows_it_on_the_assets(lake):
         resources={"lake": LakeResource(url=str(lake.root))}, instance=instance, raise_on_error=False,
     )  # fmt: skip
     assert bad.success  # -1: the environment's default (168 h), nothing young vacuumed
+
+
+READINGS = TableSpec(name="readings", raw_prefix="raw/readings/", format="dms_csv", primary_key=("station", "at"),
+                     columns={"station": "string", "at": "timestamp", "level": "float64"})  # fmt: skip
+
+
+def test_a_composite_key_of_text_and_time_merges_like_apply_changes(lake):
+    """co2 and vitals key readings by (station or patient, time): MERGE on both columns,
+    with the day's time range pruning files, equals the reference over random days."""
+    schema = trusted_schema(READINGS)
+    rng = random.Random(11)
+    written = []
+    for d in range(1, 7):
+        items = []
+        for line in range(30):
+            at = BASE + timedelta(hours=rng.randint(0, 24 * d))  # new readings, and corrections of older ones
+            items.append((rng.choice(["insert", "update", "delete"]), BASE + timedelta(days=d, seconds=line % 3),
+                          f"raw/{rng.choice('ab')}.csv", line, rng.choice(["s1", "s2", "s3"]), at, rng.random()))  # fmt: skip
+        cols = list(zip(*items))
+        batch = pa.table([pa.array(c, t) for c, t in zip(cols, schema.types)], schema=schema)
+        written.append(batch)
+        delta.write_days(lake, READINGS, [day_write(date(2026, 3, d), batch)])
+        delta.update_current(lake, READINGS)
+    state = None
+    for batch in written:
+        state = apply_changes(state, batch, ["station", "at"])
+    expected = sorted(rows(current_rows(state), "station", "at", "level"))
+    assert sorted(rows(delta.read_current(lake, "readings"), "station", "at", "level")) == expected
+    assert len(expected) > 10

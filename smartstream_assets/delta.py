@@ -304,6 +304,9 @@ class MergeReport:
     rebuilt: bool
     retries: int  # delta-rs's retries of the commit (another writer took its version first)
     restarts: int = 0  # whole updates started over (a concurrent commit conflicted with this one)
+    # Where this update could have changed keys (SQL over ``t``): None = anywhere (a rebuild,
+    # string keys), "FALSE" = nowhere (nothing won). The checks look there.
+    changed_scope: str | None = None
 
 
 def update_current(lake: Lake, spec: TableSpec, *, rebuild: bool = False, allow_legacy: bool = False) -> MergeReport:
@@ -360,7 +363,7 @@ def _update_current_once(lake: Lake, spec: TableSpec, rebuild: bool) -> MergeRep
         current = _create_current(lake, spec)
     applied = None if rebuild else current.transaction_version(APPLIED_APP_ID)
     if applied is not None and applied >= target_version:
-        return MergeReport(current.version(), applied, [], 0, 0, 0, False, False, 0)
+        return MergeReport(current.version(), applied, [], 0, 0, 0, False, False, 0, changed_scope="FALSE")
     changes = _changes_since(lake, trusted, applied)
     days = sorted({d.isoformat() for d in changes.column(PARTITION).to_pylist()}) if changes.num_rows else []
     latest = last_change_per_key(changes.select(schema.names).cast(schema), list(spec.primary_key))
@@ -378,7 +381,8 @@ def _update_current_once(lake: Lake, spec: TableSpec, rebuild: bool) -> MergeRep
                             commit_properties=props)  # fmt: skip
             return MergeReport(current.version(), target_version, days, changes.num_rows, latest.num_rows, 0, True, True,
                                _retries_of(lake, path, commit_id))
-        on = " AND ".join(f"t.{_q(k)} = s.{_q(k)}" for k in spec.primary_key) + _key_range(latest, spec)
+        key_range = _key_range(latest, spec)
+        on = " AND ".join(f"t.{_q(k)} = s.{_q(k)}" for k in spec.primary_key) + key_range
         metrics = (
             current.merge(latest, on, source_alias="s", target_alias="t", commit_properties=props)
             .when_matched_update_all(predicate=_WINS)
@@ -391,9 +395,9 @@ def _update_current_once(lake: Lake, spec: TableSpec, rebuild: bool) -> MergeRep
         raise DeltaTableError(f"cannot apply trusted v{target_version} to {_clean(lake, path, exc)}") from None
     inserted, updated = int(metrics.get("num_target_rows_inserted", 0)), int(metrics.get("num_target_rows_updated", 0))
     if not (inserted or updated):  # nothing won (a replay): delta-rs writes no commit
-        return MergeReport(current.version(), applied, days, changes.num_rows, 0, 0, False, rebuild, 0)
+        return MergeReport(current.version(), applied, days, changes.num_rows, 0, 0, False, rebuild, 0, changed_scope="FALSE")
     return MergeReport(current.version(), target_version, days, changes.num_rows, inserted, updated, True, rebuild,
-                       _retries_of(lake, path, commit_id))
+                       _retries_of(lake, path, commit_id), changed_scope=key_range.removeprefix(" AND ") or None)
 
 
 def _key_range(source: pa.Table, spec: TableSpec) -> str:
@@ -534,29 +538,39 @@ def count_rows(lake: Lake, path: str, where: str | None = None) -> int:
     return int(query(lake, {"t": path}, sql).column("n")[0].as_py())
 
 
-def current_stats(lake: Lake, spec: TableSpec) -> dict:
+def current_stats(lake: Lake, spec: TableSpec, scope: str | None = None) -> dict:
     """What current's checks and metadata need, by SQL over the table: rows, deleted keys,
-    duplicate and null primary keys among the rows, columns unlike the registry, a preview."""
+    null primary keys among the rows (one streaming pass), duplicate keys, columns unlike
+    the registry, a preview.
+
+    Duplicates need a GROUP BY over the keys, whose memory grows with the table (4.5 GiB
+    at 30M rows): ``scope`` (SQL over ``t``, ``MergeReport.changed_scope``) limits it to
+    where the update could have changed keys, the only place a MERGE of a deduplicated
+    day can create one ("FALSE": nowhere, None: the whole table, as the maintenance job
+    checks it)."""
     from . import quality
 
     keys = ", ".join(f"t.{_q(k)}" for k in spec.primary_key)
     nulls = " OR ".join(f"t.{_q(k)} IS NULL" for k in spec.primary_key)
     live = "t._op <> 'delete'"
-    sql = (
-        f"SELECT count(*) FILTER (WHERE {live}) AS rows, count(*) FILTER (WHERE NOT ({live})) AS deleted, "
-        f"count(*) FILTER (WHERE {live} AND ({nulls})) AS null_keys, "
-        f"(SELECT count(*) FROM (SELECT {keys} FROM t WHERE {live} GROUP BY {keys} HAVING count(*) > 1)) AS dup_keys, "
-        f"(SELECT coalesce(sum(n), 0) FROM (SELECT count(*) AS n FROM t WHERE {live} GROUP BY {keys} HAVING count(*) > 1)) AS dup_rows "
-        "FROM t"
-    )
     path = current_table(spec.name)
-    figures = query(lake, {"t": path}, sql).to_pylist()[0]
+    counts = (
+        f"SELECT count(*) FILTER (WHERE {live}) AS rows, count(*) FILTER (WHERE NOT ({live})) AS deleted, "
+        f"count(*) FILTER (WHERE {live} AND ({nulls})) AS null_keys FROM t"
+    )
+    figures = query(lake, {"t": path}, counts).to_pylist()[0]
+    duplicates = 0
+    if scope != "FALSE":
+        where = live + (f" AND ({scope})" if scope else "")
+        dup_sql = f"SELECT coalesce(sum(n - 1), 0) AS extra FROM (SELECT count(*) AS n FROM t WHERE {where} GROUP BY {keys} HAVING count(*) > 1)"
+        duplicates = int(query(lake, {"t": path}, dup_sql).column("extra")[0].as_py() or 0)
     preview = query(lake, {"t": path}, f"SELECT * FROM t WHERE {live} LIMIT 10").drop_columns(["_op"])
     return {
         "rows": int(figures["rows"] or 0),
         "deleted": int(figures["deleted"] or 0),
         "null_key_rows": int(figures["null_keys"] or 0),
-        "duplicate_rows": int(figures["dup_rows"] or 0) - int(figures["dup_keys"] or 0),
+        "duplicate_rows": duplicates,
+        "duplicate_scope": "nothing changed" if scope == "FALSE" else (scope or "the whole table"),
         "mismatches": quality.schema_mismatches(preview, spec),
         "preview": preview,
     }

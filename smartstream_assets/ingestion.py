@@ -265,7 +265,7 @@ def update_current(lake: Lake, spec: TableSpec, *, rebuild: bool = False) -> Cur
     one MERGE commit, trusted version recorded in it), then measure the table for the checks
     with SQL over the Delta table (never the whole table in memory)."""
     merged = delta.update_current(lake, spec, rebuild=rebuild)
-    stats = delta.current_stats(lake, spec)
+    stats = delta.current_stats(lake, spec, merged.changed_scope)
     return CurrentReport(
         rows=stats["rows"],
         tombstones=stats["deleted"],
@@ -278,7 +278,7 @@ def update_current(lake: Lake, spec: TableSpec, *, rebuild: bool = False) -> Cur
         inserted=merged.inserted,
         updated=merged.updated,
         conflicts=merged.retries + merged.restarts,
-        checks={k: stats[k] for k in ("duplicate_rows", "null_key_rows", "mismatches")},
+        checks={k: stats[k] for k in ("duplicate_rows", "duplicate_scope", "null_key_rows", "mismatches")},
         preview=stats["preview"],
     )
 

@@ -423,6 +423,7 @@ def test_the_maintenance_job_z_orders_vacuums_and_shows_it_on_the_assets(lake):
     assert result.success
     done = result.output_for_node("employees__maintenance")
     assert done["current"]["files_vacuumed"] > 0 and done["current"]["retention_hours"] == 0
+    assert done["current"]["duplicate_rows"] == 0
     assert done["current"]["files_removed"] >= 1 and done["current"]["files_added"] == 1  # rewritten in key order
     assert sorted(rows(delta.read_current(lake, "employees"), "EmployeeID", "City")) == before
     assert len(delta.open_table(lake, "current/employees").file_uris()) == 1
@@ -464,3 +465,20 @@ def test_a_composite_key_of_text_and_time_merges_like_apply_changes(lake):
     expected = sorted(rows(current_rows(state), "station", "at", "level"))
     assert sorted(rows(delta.read_current(lake, "readings"), "station", "at", "level")) == expected
     assert len(expected) > 10
+
+
+def test_the_key_check_looks_where_the_day_changed_keys_and_catches_a_duplicate_there(lake):
+    from deltalake import write_deltalake
+
+    delta.write_days(lake, KV, [day_write(date(2026, 3, 1), changes(*[("insert", 0, "a", i, i, f"v{i}") for i in range(100)]))])
+    delta.update_current(lake, KV)
+    # a duplicate of key 90 appended behind the product's back (another engine, a bad restore)
+    dup = delta.read_current(lake, "kv", include_deleted=True).filter(pc.equal(pc.field("id"), 90))
+    write_deltalake(delta.open_table(lake, "current/kv"), dup, mode="append")
+    delta.write_days(lake, KV, [day_write(date(2026, 3, 2), changes(("update", 10, "b", 0, 85, "x"), ("update", 10, "b", 1, 95, "y")))])
+    report = ingestion.update_current(lake, KV)
+    assert report.checks["duplicate_rows"] == 1 and "85" in report.checks["duplicate_scope"]
+    delta.write_days(lake, KV, [day_write(date(2026, 3, 3), changes(("update", 20, "b", 0, 5, "z")))])
+    elsewhere = ingestion.update_current(lake, KV)  # keys 5..5: the duplicate lies outside
+    assert elsewhere.checks["duplicate_rows"] == 0
+    assert delta.current_stats(lake, KV, None)["duplicate_rows"] == 1  # the maintenance job's whole-table check

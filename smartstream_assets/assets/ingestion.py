@@ -148,7 +148,8 @@ def build_ingestion_assets(spec: TableSpec, group: str | None = None) -> list[dg
             },
             check_results=[
                 dg.AssetCheckResult(
-                    check_name="primary_key_unique", passed=dups == 0, metadata={"duplicate_rows": dups}
+                    check_name="primary_key_unique", passed=dups == 0,
+                    metadata={"duplicate_rows": dups, "checked": report.checks["duplicate_scope"]},
                 ),
                 dg.AssetCheckResult(check_name="no_null_keys", passed=nulls == 0, metadata={"null_key_rows": nulls}),
                 dg.AssetCheckResult(

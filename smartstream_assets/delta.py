@@ -217,23 +217,35 @@ def _overwrite_days(
         custom_metadata=metadata | {"smartstream.days": ",".join(d.isoformat() for d in sorted(set(days))), "smartstream.commit": commit_id},
         max_commit_retries=COMMIT_RETRIES,
     )
-    for attempt in range(3):
+    from deltalake import DeltaTable
+    from deltalake.exceptions import CommitFailedError
+
+    last_error: Exception | None = None
+    for _ in range(UPDATE_ATTEMPTS):
         found = open_table(lake, path)
+        if found is None:
+            if data.num_rows == 0:
+                return (-1, 0)  # nothing to keep and no table yet: no table
+            # An empty table first (its schema, partitioning, settings), then the same
+            # predicate overwrite as every run: two first writers racing for version 0
+            # must not both append (the loser of a create is retried as a later version).
+            try:
+                DeltaTable.create(table_uri(lake, path), data.schema, mode="ignore", partition_by=[PARTITION],
+                                  configuration=configuration, storage_options=storage_options(lake))  # fmt: skip
+            except Exception as exc:
+                last_error = exc
+            continue
         try:
-            if found is None:
-                if data.num_rows == 0:
-                    return (-1, 0)  # nothing to keep and no table yet: no table
-                write_deltalake(table_uri(lake, path), data, partition_by=[PARTITION], mode="error",
-                                configuration=configuration, storage_options=storage_options(lake), commit_properties=props)
-            else:
-                write_deltalake(found, data, partition_by=[PARTITION], mode="overwrite", predicate=_days_predicate(days),
-                                schema_mode="merge", commit_properties=props)
+            write_deltalake(found, data, partition_by=[PARTITION], mode="overwrite", predicate=_days_predicate(days),
+                            schema_mode="merge", commit_properties=props)  # fmt: skip
             break
+        except CommitFailedError as exc:  # a concurrent commit (a create's retry, a schema change): again
+            last_error = exc
         except Exception as exc:
-            if found is None and attempt < 2 and open_table(lake, path) is not None:
-                continue  # another writer created the table first
             raise DeltaTableError(f"cannot write {shown} to {_clean(lake, path, exc)}") from None
-    return (0 if found is None else found.version()), _retries_of(lake, path, commit_id)
+    else:
+        raise DeltaTableError(f"cannot write {shown} to {_clean(lake, path, last_error)}")
+    return found.version(), _retries_of(lake, path, commit_id)
 
 
 def _retries_of(lake: Lake, path: str, commit_id: str) -> int:
@@ -464,12 +476,13 @@ def write_state(lake: Lake, spec: TableSpec, state: pa.Table) -> int:
 
 
 def _changes_since(lake: Lake, trusted, applied: int | None) -> pa.Table:
+    # ``trusted`` is the version opened (and recorded as applied): never read past it.
     """The trusted rows written after version ``applied`` (every row when None): the change
     feed's inserts. Rows an overwrite removed stay applied, as they were before the
     overwrite (a rebuild forgets them)."""
     if applied is not None:
         try:
-            feed = trusted.load_cdf(starting_version=applied + 1)
+            feed = trusted.load_cdf(starting_version=applied + 1, ending_version=trusted.version())
             feed = _plain(pa.table(feed.read_all()) if hasattr(feed, "read_all") else pa.table(feed))
             kind = feed.column("_change_type")
             return feed.filter(pc.is_in(kind, value_set=pa.array(["insert", "update_postimage"])))

@@ -14,7 +14,7 @@ from urllib.parse import parse_qs
 
 import dagster as dg
 
-from smartstream_assets import ingestion
+from smartstream_assets import delta, ingestion
 from smartstream_assets.assets.ingestion import build_ingestion_assets
 from smartstream_assets.resources import LakeResource
 from smartstream_assets.tables import DmsSettings, TableSpec, load_tables
@@ -124,9 +124,55 @@ def run(lake, partition=None, *, tags=None, run_config=None, instance=None, rais
     )
 
 
+def current_table(lake, table="employees", **kwargs):
+    """The live rows of ``current/<table>`` (a Delta table; ``delta.read_current``), which must exist."""
+    found = delta.read_current(lake, table, **kwargs)
+    assert found is not None, f"no current Delta table at {lake.describe(ingestion.current_key(table))}"
+    return found
+
+
 def current_state(lake):
-    table = lake.read_parquet(ingestion.current_key("employees"))
-    return sorted(rows(table, "EmployeeID", "City"))
+    return sorted(rows(current_table(lake), "EmployeeID", "City"))
+
+
+def _by_source(table):
+    if table.num_rows == 0:
+        return table
+    return table.sort_by([("_source_key", "ascending"), ("_source_line", "ascending")])
+
+
+def trusted_day(lake, table, day):
+    """The trusted changes of one ingest date (without ``ingest_date``), in source order;
+    an empty table when the day has none (or there is no trusted table)."""
+    found = delta.read_trusted(lake, table, [day])
+    return _by_source(found.drop_columns(["ingest_date"]) if "ingest_date" in found.column_names else found)
+
+
+def quarantine_day(lake, table, day):
+    """The quarantined records of one ingest date (without ``ingest_date``), in source order."""
+    found = delta.read_quarantine(lake, table, [day])
+    return _by_source(found.drop_columns(["ingest_date"]) if "ingest_date" in found.column_names else found)
+
+
+def has_trusted_day(lake, table, day) -> bool:
+    """Whether the trusted Delta table of ``table`` has a partition (rows) for ``day``."""
+    return day in delta.trusted_days(lake, table)
+
+
+def write_current(lake, table, data):
+    """Replace ``current/<table>`` with ``data`` (a pyarrow Table or a DataFrame of live rows),
+    as a Delta table the way the product lays it out: every row with ``_op = 'insert'``."""
+    import pyarrow as pa
+    from deltalake import write_deltalake
+
+    if not isinstance(data, pa.Table):
+        data = pa.Table.from_pandas(data.reset_index(drop=True), preserve_index=False)
+    data = data.replace_schema_metadata(None)
+    data = data.add_column(0, "_op", pa.array(["insert"] * data.num_rows, pa.string()))
+    write_deltalake(
+        delta.table_uri(lake, ingestion.current_key(table)), data, mode="overwrite", schema_mode="overwrite",
+        storage_options=delta.storage_options(lake),
+    )
 
 
 def tick(lake, cursor=None, instance=None):

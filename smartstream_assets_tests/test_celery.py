@@ -16,12 +16,12 @@ import dagster as dg
 import psutil
 import pytest
 
-from smartstream_assets import ingestion, local_stack
+from smartstream_assets import delta, local_stack
 from smartstream_assets.executor import BACKEND_ENV, BROKER_ENV, EXECUTOR_ENV, ExecutorConfigError, executor_from_env
 from smartstream_assets.instance_config import PASSWORD_ENV, write_instance
 from smartstream_assets.lake import LocalLake
 
-from .helpers import fresh_project_env
+from .helpers import current_table, fresh_project_env
 from .postgres import postgres_server  # noqa: F401  (the session fixture)
 from .test_cli import DAGSTER, PROJECT, seed_two_days
 
@@ -121,8 +121,8 @@ def test_a_multi_step_run_executes_its_steps_on_the_celery_workers(celery_projec
     out = proc.stdout + proc.stderr
     assert proc.returncode == 0 and "RUN_SUCCESS" in out, out[-4000:] + Path(log_path).read_text()[-3000:]
     # the lake holds what the same backfill gives in process (test_cli.py)
-    assert lake.exists(ingestion.trusted_key("employees", date(2026, 3, 1))) and lake.exists(ingestion.trusted_key("employees", date(2026, 3, 3)))
-    current = lake.read_parquet(ingestion.current_key("employees"))
+    assert delta.trusted_days(lake, "employees") == [date(2026, 3, 1), date(2026, 3, 3)]
+    current = current_table(lake, "employees")
     assert current.column("EmployeeID").to_pylist() == [1] and current.column("City").to_pylist() == ["Bangalore"]
 
     worker_pids = {p.pid for w in psutil.Process(workers.pid).children() for p in [w, *w.children(recursive=True)]}

@@ -8,10 +8,10 @@ from pathlib import Path
 import dagster as dg
 import pytest
 
-from smartstream_assets import ingestion
+from smartstream_assets import delta
 from smartstream_assets.lake import LocalLake
 
-from .helpers import fresh_project_env
+from .helpers import current_table, fresh_project_env
 
 PROJECT = Path(__file__).resolve().parents[1]
 DAGSTER = str(Path(sys.executable).with_name("dagster"))
@@ -62,9 +62,9 @@ def test_partition_range_backfill_from_the_cli_materialises_every_day_in_one_run
     assert code == 0, out
     assert "RUN_SUCCESS" in out
     assert out.count("RUN_SUCCESS") == 1  # one run for the whole range
-    assert lake.exists(ingestion.trusted_key("employees", date(2026, 3, 1)))
-    assert lake.exists(ingestion.trusted_key("employees", date(2026, 3, 3)))
-    current = lake.read_parquet(ingestion.current_key("employees"))
+    assert delta.trusted_days(lake, "employees") == [date(2026, 3, 1), date(2026, 3, 3)]
+    assert delta.table_version(lake, delta.trusted_table("employees")) == 1  # v0 the empty table, then the range's days in ONE commit
+    current = current_table(lake, "employees")
     assert current.column("EmployeeID").to_pylist() == [1]
     assert current.column("City").to_pylist() == ["Bangalore"]
     # the run and its three partition materialisations are in the instance

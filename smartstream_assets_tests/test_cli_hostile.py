@@ -13,7 +13,7 @@ import pytest
 from smartstream_assets import ingestion
 from smartstream_assets.lake import LocalLake
 
-from .helpers import PREFIX, SPEC, emp, fresh_project_env, rows
+from .helpers import PREFIX, SPEC, current_table, emp, fresh_project_env, quarantine_day, rows
 
 PROJECT = Path(__file__).resolve().parents[1]
 DAGSTER = str(Path(sys.executable).with_name("dagster"))
@@ -71,7 +71,7 @@ def test_concurrent_cli_runs_for_different_dates_leave_current_exact(project):
     ]
     outputs = [p.communicate(timeout=300)[0] for p in procs]
     assert all(p.returncode == 0 for p in procs), "\n".join(o[-3000:] for o in outputs)
-    current = sorted(rows(lake.read_parquet(ingestion.current_key("employees")), "EmployeeID", "City"))
+    current = sorted(rows(current_table(lake, "employees"), "EmployeeID", "City"))
     assert current == [(1, "c3"), (10, "c0"), (11, "c1"), (12, "c2"), (13, "c3")]
     # every partition is applied: a further update has nothing left to do
     assert ingestion.update_current(lake, SPEC).partitions_applied == []
@@ -110,7 +110,7 @@ def test_an_unterminated_quote_and_empty_objects_through_the_cli(project):
     day = partition_metadata(env)["2026-03-02"]
     assert (day["rows_in"], day["dagster/row_count"], day["quarantined_unterminated_quote"]) == (3, 2, 1)
     assert len(day["empty_raw_objects"]) == 2
-    current = sorted(rows(lake.read_parquet(ingestion.current_key("employees")), "EmployeeID", "City"))
+    current = sorted(rows(current_table(lake, "employees"), "EmployeeID", "City"))
     assert current == [(1, "Pune"), (2, "Delhi"), (4, "Pune")]
 
 
@@ -129,7 +129,8 @@ def test_a_csv_file_whose_header_does_not_match_is_quarantined_whole_through_the
     assert code == 0, out
     day = partition_metadata(env, ("orders", "trusted"))["2026-03-02"]
     assert (day["rows_in"], day["dagster/row_count"], day["quarantined_schema_mismatch"]) == (5, 2, 3)
-    quarantine = lake.read_parquet(ingestion.quarantine_key("orders", date(2026, 3, 2)))
+    quarantine = quarantine_day(lake, "orders", date(2026, 3, 2))
+    assert quarantine.num_rows == 3
     assert set(quarantine.column("_reason_code").to_pylist()) == {"schema_mismatch"}
     assert "missing name" in quarantine.column("_reason")[0].as_py() and "nme" in quarantine.column("_reason")[0].as_py()
-    assert sorted(rows(lake.read_parquet(ingestion.current_key("orders")), "id", "name")) == [(1, "tea"), (2, "cake")]
+    assert sorted(rows(current_table(lake, "orders"), "id", "name")) == [(1, "tea"), (2, "cake")]

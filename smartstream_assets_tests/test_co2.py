@@ -15,10 +15,9 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-import pyarrow as pa
 import pytest
 
-from smartstream_assets import ingestion, keys
+from smartstream_assets import delta, ingestion, keys
 from smartstream_assets.definitions import build_definitions
 from smartstream_assets.domains import co2
 from smartstream_assets.domains.co2 import CO2, co2_features
@@ -27,7 +26,7 @@ from smartstream_assets.ml.timeseries import SeriesTooShort
 from smartstream_assets.producers.co2 import Co2Drift, continue_series, mauna_loa, to_csv
 from smartstream_assets.tables import load_tables
 
-from .helpers import LakeProject
+from .helpers import LakeProject, current_table, write_current
 
 pytestmark = pytest.mark.slow
 
@@ -70,7 +69,7 @@ def project(tmp_path_factory):
 
 
 def test_the_sample_is_the_real_series_and_trains_a_champion_that_beats_both_baselines(project):
-    current = project.lake.read_parquet(ingestion.current_key("co2")).to_pandas()
+    current = current_table(project.lake, "co2").to_pandas()
     assert len(current) == len(mauna_loa()) == 2225 and set(current["station"]) == {"MLO"}
 
     features = project.trained[K["features"]]
@@ -138,16 +137,18 @@ def test_a_station_with_too_little_history_is_left_out_with_its_reason(project):
 
     # through the asset: the features asset says so in its metadata and the run succeeds
     key = ingestion.current_key("co2")
-    saved = project.lake.read_bytes(key)
-    current = project.lake.read_parquet(key).to_pandas()
+    saved = delta.table_version(project.lake, key)
+    current = current_table(project.lake, "co2").to_pandas()
     with_new = pd.concat([current, fresh.assign(**{c: current[c].iloc[0] for c in current.columns if c not in fresh.columns})], ignore_index=True)
-    project.lake.write_parquet(key, pa.Table.from_pandas(with_new[current.columns], preserve_index=False))
+    write_current(project.lake, "co2", with_new[current.columns])
     try:
         out = project.materialize("features")[K["features"]]
         assert set(out["series_skipped"]) == {"NEW"} and "at least" in out["series_skipped"]["NEW"]
     finally:
-        project.lake.write_bytes(key, saved)
+        delta.open_table(project.lake, key).restore(saved)  # current as ingestion left it (a new version)
         project.materialize("features")
+    restored = current_table(project.lake, "co2")
+    assert restored.sort_by("measured_at").equals(current_table(project.lake, "co2", version=saved).sort_by("measured_at"))
 
 
 def test_drifted_readings_are_flagged_by_the_monitors_and_retrain_once(project):
@@ -241,7 +242,7 @@ def test_the_cleanup_dry_run_lists_exactly_what_the_real_run_deletes(project):
 
 
 def test_a_broken_reading_is_a_data_quality_violation_that_alerts_but_does_not_retrain(project):
-    current = project.lake.read_parquet(ingestion.current_key("co2")).to_pandas()
+    current = current_table(project.lake, "co2").to_pandas()
     latest = pd.to_datetime(current["measured_at"], utc=True).max()
     glitch = pd.DataFrame({"station": ["MLO"], "measured_at": [latest + pd.Timedelta(days=7)], "co2_ppm": [0.0]})
     project.lake.write_bytes(f"raw/noaa/co2/{pd.Timestamp.now(tz='UTC'):%Y/%m/%d}/glitch.csv", to_csv(glitch))

@@ -150,11 +150,11 @@ def test_replaying_a_day_writes_no_current_version_and_the_trusted_version_is_in
 def test_a_backfill_of_many_days_is_one_trusted_commit_and_a_rerun_replaces_exactly_its_days(lake):
     writes = [day_write(date(2026, 3, d), changes(("insert", d, "a", 0, d, f"d{d}")), quarantined=d) for d in range(1, 6)]
     commit = delta.write_days(lake, KV, writes)
-    assert commit.version == 0 and delta.table_version(lake, "quarantine/kv") == 0
+    assert commit.version == 1 and delta.table_version(lake, "quarantine/kv") == 1  # v0: the empty table
     assert delta.trusted_days(lake, "kv") == [date(2026, 3, d) for d in range(1, 6)]
     redo = [day_write(date(2026, 3, 2), changes(("insert", 2, "a", 0, 2, "d2"), ("insert", 2, "a", 1, 20, "new"))),
             day_write(date(2026, 3, 4), changes())]  # fmt: skip
-    assert delta.write_days(lake, KV, redo).version == 1
+    assert delta.write_days(lake, KV, redo).version == 2
     trusted = delta.read_trusted(lake, "kv")
     assert sorted(rows(trusted, "ingest_date", "id")) == [
         (date(2026, 3, 1), 1), (date(2026, 3, 2), 2), (date(2026, 3, 2), 20), (date(2026, 3, 3), 3), (date(2026, 3, 5), 5)
@@ -199,7 +199,7 @@ def test_writers_racing_on_the_same_table_all_land_with_retries_counted(any_lake
     for t in threads:
         t.join()
     assert errors == []
-    assert sorted(r.version for r in results) == list(range(1, 9))  # each commit its own version
+    assert sorted(r.version for r in results) == list(range(2, 10))  # each commit its own version (v0 empty, v1 seed)
     assert sorted(rows(delta.read_trusted(any_lake, "kv"), "id")) == [(d,) for d in range(0, 9)]
     retries = sum(r.retries for r in results)
     assert retries > 0  # they did race: the losers re-read the log and committed again

@@ -57,11 +57,11 @@ def test_listing_after_a_key_does_not_read_folders_that_sort_before_it(lake, mon
 
 
 def test_a_write_replaces_the_object_and_leaves_no_temporary_file(lake):
-    lake.write_bytes("trusted/t/data.parquet", b"old")
-    lake.write_bytes("trusted/t/data.parquet", b"new")
-    assert lake.read_bytes("trusted/t/data.parquet") == b"new"
-    assert [o.key for o in lake.list("trusted/")] == ["trusted/t/data.parquet"]
-    assert os.listdir(lake.root / "trusted" / "t") == ["data.parquet"]
+    lake.write_bytes("features/t/data.parquet", b"old")
+    lake.write_bytes("features/t/data.parquet", b"new")
+    assert lake.read_bytes("features/t/data.parquet") == b"new"
+    assert [o.key for o in lake.list("features/")] == ["features/t/data.parquet"]
+    assert os.listdir(lake.root / "features" / "t") == ["data.parquet"]
 
 
 def test_reading_a_missing_key_names_it(lake):

@@ -26,7 +26,7 @@ from smartstream_assets.producers import Drift, produce
 from smartstream_assets.producers.employees import EmployeeSimulator
 from smartstream_assets.tables import load_tables
 
-from .helpers import fresh_project_env, http_receiver, ml_resources
+from .helpers import current_table, fresh_project_env, http_receiver, ml_resources, write_current
 
 SPEC = load_tables(extra="")["employees"]
 DAGSTER = str(Path(sys.executable).with_name("dagster"))
@@ -95,7 +95,7 @@ def test_drifted_cdc_is_detected_retrains_once_and_the_new_candidate_is_gated(tm
         assert deployment["status"] == "promoted" and deployment["champion_after"] == "1"
         predictions = meta(first, "employees/predictions")
         scored = pd.read_parquet(predictions["path"])
-        current = project.lake.read_parquet("current/employees/data.parquet").to_pandas()
+        current = current_table(project.lake, "employees").to_pandas()
         still_here = current[current["LeaveOrNot"] != 1]  # LeaveOrNot = 1 has left (the headcount rule)
         assert len(scored) == predictions["dagster/row_count"] == len(still_here) < len(current)
         assert set(scored["EmployeeID"]) == set(still_here["EmployeeID"])
@@ -158,7 +158,7 @@ def test_a_held_candidate_becomes_champion_when_a_person_approves_it(tmp_path):
     project = Project(tmp_path)
     seed_raw_zone(project.lake, SAMPLE_DIR)
     project.ingest()
-    config = {"ops": {"employees__attrition_candidate": {"config": {"trials": 2, "estimators": ["xgboost"]}}}}
+    config = {"ops": {"employees__attrition_candidate": {"config": {"trials": 4, "estimators": ["xgboost"]}}}}
     train_and_gate = job_selection("employees_retrain")
     project.materialize(train_and_gate, config)
     # the same data and seed: a candidate exactly as good as the champion is not worse, so it waits
@@ -243,6 +243,4 @@ def job_selection(name: str) -> dg.AssetSelection:
 
 
 def _write_current(lake, frame: pd.DataFrame) -> None:
-    import pyarrow as pa
-
-    lake.write_parquet(ingestion.current_key("employees"), pa.Table.from_pandas(frame.reset_index(drop=True), preserve_index=False))
+    write_current(lake, "employees", frame)

@@ -9,7 +9,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from smartstream_assets import ingestion
+from smartstream_assets import delta, ingestion
 from smartstream_assets.cli import parse_drift
 from smartstream_assets.demo import SAMPLE_DIR, seed_raw_zone
 from smartstream_assets.lake import LocalLake
@@ -32,7 +32,8 @@ WHEN = datetime(2026, 7, 1, 10, tzinfo=timezone.utc)
 def ingest_everything(lake):
     for day, objects in sorted(ingestion.raw_objects_by_date(lake, SPEC).items()):
         ingestion.build_trusted_partition(lake, SPEC, day, objects)
-    return ingestion.update_current(lake, SPEC).current.to_pandas()
+    ingestion.update_current(lake, SPEC)
+    return delta.read_current(lake, SPEC.name).to_pandas()
 
 
 def test_the_sample_files_in_data_are_exactly_what_the_generator_writes():
@@ -59,7 +60,7 @@ def test_ingesting_the_sample_gives_the_simulated_table_and_quarantines_only_the
     expected = sim.staff.set_index("EmployeeID").sort_index()
     pd.testing.assert_frame_equal(current[expected.columns], expected, check_dtype=False)
 
-    quarantine = pd.concat(lake.read_parquet(o.key).to_pandas() for o in lake.list("quarantine/employees/"))
+    quarantine = delta.read_quarantine(lake, SPEC.name).to_pandas()
     assert set(quarantine["_reason_code"]) == {"unknown_op", "wrong_field_count", "bad_value", "missing_key", "bad_commit_ts"}
     assert len(quarantine) == 10
 

@@ -64,7 +64,7 @@ def test_a_bad_reports_url_is_refused_naming_the_variable(tmp_path, monkeypatch,
 
 @pytest.mark.parametrize(
     "key",
-    ["trusted/employees/data.parquet", "reports", "reports/", "reportsx/a.html", "reports/../trusted/x.csv",
+    ["current/employees/_delta_log/00000000000000000000.json", "reports", "reports/", "reportsx/a.html", "reports/../trusted/x.csv",
      "reports/a/../../x", "reports//a.html", "reports/./a.html", "raw/reports/a.html"],
 )  # fmt: skip
 def test_only_files_in_the_reports_zone_get_a_local_url(tmp_path, key):

@@ -28,7 +28,7 @@ from smartstream_assets.ml.absa import OUTPUTS
 from smartstream_assets.ml.registry import CHAMPION
 from smartstream_assets.tables import load_tables
 
-from .helpers import LakeProject
+from .helpers import LakeProject, current_table, quarantine_day
 from .postgres import postgres_server  # noqa: F401  (the session fixture)
 
 pytestmark = pytest.mark.slow
@@ -217,7 +217,7 @@ def test_a_file_with_other_columns_is_quarantined_whole(project):
     try:
         objects = ingestion.raw_objects_by_date(project.lake, spec, [day.date()])[day.date()]
         ingestion.build_trusted_partition(project.lake, spec, day.date(), objects)
-        quarantined = project.lake.read_parquet(keys.quarantine_key("reviews", day.date())).to_pandas()
+        quarantined = quarantine_day(project.lake, "reviews", day.date()).to_pandas()
         rows = quarantined[quarantined.astype(str).apply(lambda r: "bad-header.csv" in " ".join(r), axis=1)]
         assert len(rows) == 1
         reason = " ".join(rows.astype(str).iloc[0])
@@ -268,7 +268,7 @@ def test_mlflow_models_serve_answers_texts(project):
 def test_postgres_is_the_training_source_and_the_predictions_sink(project, postgres_server, monkeypatch):  # noqa: F811
     import sqlalchemy as sa
 
-    labelled = project.lake.read_parquet(ingestion.current_key("reviews_labelled")).to_pandas()
+    labelled = current_table(project.lake, "reviews_labelled").to_pandas()
     rows = labelled[["review_id", "created_at", "text", "aspect_terms", "aspect_categories"]].head(600)
     rows = pd.concat([rows, pd.DataFrame([{"review_id": "BAD1", "created_at": rows["created_at"].iloc[0], "text": "x", "aspect_terms": "[{", "aspect_categories": "[]"}])])
     engine = sa.create_engine(postgres_server.url)

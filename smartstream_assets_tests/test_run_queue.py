@@ -15,9 +15,10 @@ with ``dagster sensor start`` and launches the ingest runs itself.
   (``free_slots_after_run_end_seconds``), and the sensor requests the date again
   (``sensors.failed_dates``): the new run succeeds and ``current/employees`` is right.
 
-To stop a step mid-way deterministically, the test holds the lake's lock on the
-``current`` state object (``LocalLake._lock``, the flock its compare-and-swap takes):
-``update_current`` waits on it after STEP_START, as it would on a slow store.
+To stop a step mid-way deterministically, the test holds a gate: an exclusive flock on a
+file that ``delta.update_current`` waits for in every process of the daemon (a
+``sitecustomize`` on the daemon's PYTHONPATH wraps it; the product has no such hook), so
+the step waits after STEP_START, as it would on a slow store.
 
 The in-process tests at the end pin ``failed_dates``: one run per failure, none after a
 success, none for a canceled run, at most ``MAX_RUNS_PER_CONTENT`` runs for the same objects.
@@ -43,7 +44,7 @@ import pytest
 from dagster._core.storage.dagster_run import DagsterRun
 from dagster._core.storage.tags import PARTITION_NAME_TAG, RUN_KEY_TAG, SENSOR_NAME_TAG
 
-from smartstream_assets import ingestion
+from smartstream_assets import delta, ingestion
 from smartstream_assets.instance_config import PASSWORD_ENV, write_instance
 from smartstream_assets.lake import LocalLake
 from smartstream_assets.sensors import MAX_RUNS_PER_CONTENT
@@ -103,8 +104,48 @@ def sequential_current(raw_root: Path, work: Path) -> list[dict]:
 
 
 def table_rows(lake: LocalLake) -> list[dict]:
-    table = lake.read_parquet(ingestion.current_key("employees")).replace_schema_metadata(None)
+    table = delta.read_current(lake, "employees")
+    assert table is not None, "no current/employees"
     return sorted(table.to_pylist(), key=lambda row: row["EmployeeID"])
+
+
+def has_current(lake: LocalLake) -> bool:
+    return delta.open_table(lake, ingestion.current_key("employees")) is not None
+
+
+# Installed in every Python process of the daemon (its code server, run workers and step
+# processes) through PYTHONPATH: update_current first waits for the gate's lock.
+GATE_ENV = "SMARTSTREAM_TEST_CURRENT_GATE"
+SITECUSTOMIZE = f"""
+import os
+if os.environ.get({GATE_ENV!r}):
+    import fcntl
+    import smartstream_assets.delta as _delta
+
+    _update_current = _delta.update_current
+
+    def update_current(*args, **kwargs):
+        with open(os.environ[{GATE_ENV!r}], "a") as gate:
+            fcntl.flock(gate, fcntl.LOCK_SH)  # waits while the test holds it exclusively
+            fcntl.flock(gate, fcntl.LOCK_UN)
+        return _update_current(*args, **kwargs)
+
+    _delta.update_current = update_current
+"""
+
+
+class Gate:
+    """Held until ``release()``: meanwhile every update_current of the daemon waits."""
+
+    def __init__(self, path: Path):
+        import fcntl
+
+        self.fh = open(path, "a")
+        fcntl.flock(self.fh, fcntl.LOCK_EX)
+
+    def release(self) -> None:
+        if not self.fh.closed:
+            self.fh.close()  # closing drops the flock
 
 
 # ------------------------------------------------------------ the daemon and its instance
@@ -145,6 +186,14 @@ class Queue:
                        free_slots_seconds=FREE_SLOTS_SECONDS)  # fmt: skip
         self.lake = LocalLake(Path(self.env["SMARTSTREAM_LAKE"]))
         self.log = tmp_path / "daemon.log"
+        hooks = tmp_path / "hooks"
+        hooks.mkdir()
+        (hooks / "sitecustomize.py").write_text(SITECUSTOMIZE)
+        self.env["PYTHONPATH"] = os.pathsep.join(p for p in (str(hooks), self.env.get("PYTHONPATH", "")) if p)
+        self.env[GATE_ENV] = str(tmp_path / "current.gate")
+
+    def hold_current(self) -> Gate:
+        return Gate(Path(self.env[GATE_ENV]))
 
     def start_sensor(self) -> None:
         proc = subprocess.run([str(BIN / "dagster"), "sensor", "start", SENSOR, "-w", "workspace.yaml"],
@@ -222,9 +271,7 @@ def test_sensor_runs_of_one_table_queue_and_take_turns_on_current(queue_factory,
     land_three_days(q.lake)
     expected = sequential_current(q.lake.root, tmp_path / "sequential")
     assert {row["EmployeeID"]: row["City"] for row in expected} == THREE_DAYS_CITY
-    state_lock = q.lake._lock(ingestion.state_key("employees"))
-    state_lock.__enter__()  # the first current step to start waits inside update_current
-    locked = True
+    gate = q.hold_current()  # the first current step to start waits inside update_current
     began = time.monotonic()
     q.start_sensor()
     try:
@@ -250,9 +297,8 @@ def test_sensor_runs_of_one_table_queue_and_take_turns_on_current(queue_factory,
             assert claimed_by(instance) == {holder[0].run_id}
             assert sum(r.status in (dg.DagsterRunStatus.STARTING, dg.DagsterRunStatus.STARTED) for r in sensor_runs(instance)) == 2
             assert instance.get_run_by_id(queued[0].run_id).status == dg.DagsterRunStatus.QUEUED
-            assert not q.lake.exists(ingestion.current_key("employees"))
-            state_lock.__exit__(None, None, None)
-            locked = False
+            assert not has_current(q.lake)
+            gate.release()
             released_at = time.monotonic()
 
             wait_for(lambda: all(r.is_finished for r in sensor_runs(instance)), timeout=300, every=1.0, log=q.log,
@@ -274,8 +320,7 @@ def test_sensor_runs_of_one_table_queue_and_take_turns_on_current(queue_factory,
             assert claimed_by(instance) == set()
             done_at = time.monotonic()
     finally:
-        if locked:
-            state_lock.__exit__(None, None, None)
+        gate.release()
     assert table_rows(q.lake) == expected
     print(f"\nsensor started in {daemon_at - began:.0f} s; the daemon's runs reached the pool in {released_at - daemon_at:.0f} s, "
           f"finished {done_at - released_at:.0f} s after; current steps {[round(e - s, 1) for s, e in windows]} s")  # fmt: skip
@@ -286,9 +331,7 @@ def test_a_run_killed_in_current_is_failed_frees_its_slot_and_the_sensor_request
     land(q.lake, 1, *(emp("", "2026-03-01 00:00:00", i) for i in range(1, 21)))
     expected = sequential_current(q.lake.root, tmp_path / "sequential")
     assert len(expected) == 20
-    state_lock = q.lake._lock(ingestion.state_key("employees"))
-    state_lock.__enter__()
-    locked = True
+    gate = q.hold_current()
     q.start_sensor()
     try:
         with q.daemon(), dg.DagsterInstance.from_config(str(q.home)) as instance:
@@ -300,7 +343,7 @@ def test_a_run_killed_in_current_is_failed_frees_its_slot_and_the_sensor_request
             assert step_events(instance, first.run_id, TRUSTED_STEP, dg.DagsterEventType.STEP_SUCCESS)
             assert not step_events(instance, first.run_id, CURRENT_STEP, dg.DagsterEventType.STEP_SUCCESS)
             assert ingestion.trusted_raw_digest(q.lake, SPEC, date(2026, 3, 1)) == first.tags[RUN_KEY_TAG].split(":", 2)[2]
-            assert not q.lake.exists(ingestion.current_key("employees"))
+            assert not has_current(q.lake)
             assert claimed_by(instance) == {first.run_id}
 
             # kill -9 the run worker and the step process it started (a worker dying takes its steps with it)
@@ -319,8 +362,7 @@ def test_a_run_killed_in_current_is_failed_frees_its_slot_and_the_sensor_request
             assert failed and any("SIGKILL" in m for m in messages), messages[-5:]
             # the killed step never freed its slot: until the daemon frees it, current/ is locked
             assert claimed_by(instance) == {first.run_id}
-            state_lock.__exit__(None, None, None)
-            locked = False
+            gate.release()
             wait_for(lambda: first.run_id not in claimed_by(instance), timeout=FREE_SLOTS_SECONDS + 90, log=q.log,
                      what="the daemon to free the killed run's pool slot")  # fmt: skip
             freed_after = time.time() - killed_at
@@ -337,8 +379,7 @@ def test_a_run_killed_in_current_is_failed_frees_its_slot_and_the_sensor_request
             assert [r.run_id for r in sensor_runs(instance)] == [again.run_id, first.run_id]
             assert claimed_by(instance) == set()
     finally:
-        if locked:
-            state_lock.__exit__(None, None, None)
+        gate.release()
     assert table_rows(q.lake) == expected
     print(f"\nkilled run marked failed after {marked_after:.1f} s, its slot freed after {freed_after:.1f} s, "
           f"the date requested again after {requested_after:.1f} s")  # fmt: skip

@@ -22,10 +22,10 @@ from pathlib import Path
 import psutil
 import pytest
 
-from smartstream_assets import ingestion, local_stack
+from smartstream_assets import delta, ingestion, local_stack
 from smartstream_assets.lake import LakeError, S3Lake, lake_from_url
 
-from .helpers import PREFIX, current_state, run, seed_history, tick
+from .helpers import PREFIX, current_state, run, seed_history, tick, trusted_day
 
 PROJECT = Path(__file__).resolve().parents[1]
 
@@ -94,8 +94,8 @@ def test_parquet_round_trip(s3_env):
     import pyarrow as pa
 
     table = pa.table({"id": [1, 2], "city": ["Pune", "Delhi"]})
-    s3_env.write_parquet("current/t/data.parquet", table)
-    assert s3_env.read_parquet("current/t/data.parquet").equals(table)
+    s3_env.write_parquet("features/t/data.parquet", table)
+    assert s3_env.read_parquet("features/t/data.parquet").equals(table)
 
 
 @pytest.fixture(scope="module")
@@ -199,14 +199,18 @@ def test_materialising_partitions_writes_trusted_and_current_into_the_bucket(s3_
     second = run(s3_env, "2026-03-02")
     assert first.success and second.success
     stored = bucket_keys(s3_server, s3_env.prefix)
-    for key in (
+    # Delta tables in the bucket: each with its log, partitions as folders of data files
+    for table in (delta.trusted_table("employees"), delta.quarantine_table("employees"), ingestion.current_key("employees")):
+        assert f"{s3_env.prefix}{table}/_delta_log/00000000000000000000.json" in stored, table
+    for partition in (
         ingestion.trusted_key("employees", date(2026, 3, 1)),
         ingestion.trusted_key("employees", date(2026, 3, 2)),
         ingestion.quarantine_key("employees", date(2026, 3, 2)),
-        ingestion.current_key("employees"),
     ):
-        assert s3_env.prefix + key in stored
-    trusted = s3_env.read_parquet(ingestion.trusted_key("employees", date(2026, 3, 2)))
+        assert any(k.startswith(f"{s3_env.prefix}{partition}/") and k.endswith(".parquet") for k in stored), partition
+    assert f"{s3_env.prefix}{delta.sources_key('employees', date(2026, 3, 2))}" in stored
+    assert delta.trusted_days(s3_env, "employees") == [date(2026, 3, 1), date(2026, 3, 2)]
+    trusted = trusted_day(s3_env, "employees", date(2026, 3, 2))
     assert sorted(trusted.column("_op").to_pylist()) == ["delete", "insert", "update"]
     assert current_state(s3_env) == [(1, "Bangalore"), (3, "Pune"), (4, "Pune"), (5, "Pune"), (6, "Pune")]
 
@@ -214,7 +218,8 @@ def test_materialising_partitions_writes_trusted_and_current_into_the_bucket(s3_
 def test_an_object_that_is_not_gzip_fails_the_run_naming_its_key(s3_env):
     seed_history(s3_env)
     run(s3_env, "2026-03-02")
-    before = s3_env.read_bytes(ingestion.trusted_key("employees", date(2026, 3, 2)))
+    before = trusted_day(s3_env, "employees", date(2026, 3, 2))
+    version = delta.table_version(s3_env, delta.trusted_table("employees"))
     bad = PREFIX + "2026/03/02/20260302-300000000.csv.gz"
     s3_env.write_bytes(bad, b"this is not gzip")
     result = run(s3_env, "2026-03-02", raise_on_error=False)
@@ -222,7 +227,8 @@ def test_an_object_that_is_not_gzip_fails_the_run_naming_its_key(s3_env):
     [failure] = [e for e in result.all_events if e.event_type_value == "STEP_FAILURE"]
     assert failure.event_specific_data.error.cause.cls_name == "UnreadableObject"
     assert bad in failure.event_specific_data.error.cause.message
-    assert s3_env.read_bytes(ingestion.trusted_key("employees", date(2026, 3, 2))) == before
+    assert before.num_rows == 3 and trusted_day(s3_env, "employees", date(2026, 3, 2)).equals(before)
+    assert delta.table_version(s3_env, delta.trusted_table("employees")) == version  # nothing committed
 
 
 def test_a_gzip_object_is_ingested(s3_env):

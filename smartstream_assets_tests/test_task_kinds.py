@@ -31,7 +31,7 @@ from smartstream_assets.ml.fairness import fairness_report
 from smartstream_assets.ml.registry import CHAMPION, Registry
 from smartstream_assets.ml.training import SearchSettings, train_model
 
-from .helpers import ml_resources
+from .helpers import ml_resources, write_current
 
 QUIET = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
 FAST = {"trials": 2, "estimators": ["random_forest", "xgboost"]}
@@ -136,10 +136,8 @@ class Store:
         self.resources = ml_resources(str(tmp_path / "lake"), self.tracking_uri, "")
 
     def current(self, frame: pd.DataFrame) -> None:
-        """What ingestion would have published as the table's current state."""
-        import pyarrow as pa
-
-        self.lake.write_parquet(keys.current_key(self.domain.table), pa.Table.from_pandas(frame, preserve_index=False))
+        """What ingestion would have published as the table's current state (a Delta table)."""
+        write_current(self.lake, self.domain.table, frame)
 
     def materialize(self, *roles, config=None, partition=None) -> dict:
         selection = dg.AssetSelection.assets(*[self.keys[r] for r in roles])

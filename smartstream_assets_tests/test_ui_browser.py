@@ -40,7 +40,7 @@ pytestmark = pytest.mark.timeout(1500)
 LOCATION = "smartstream_assets"  # workspace.yaml's python_module
 # the demo's quicker models (test_demo.py's, plus 2-trial searches for reviews and attrition:
 # test_the_approval_... trains the same candidate again, which the gate then holds)
-ATTRITION_CANDIDATE = {"trials": 2, "estimators": ["xgboost"]}
+ATTRITION_CANDIDATE = {"trials": 4, "estimators": ["xgboost"]}  # passes the 0.70 bar on the sample in key order
 DEMO_OPS = {
     "reviews__absa_candidate": {"fine_tune_epochs": 1, "fine_tune_rows": 300, "trials": 2},
     "vitals__sepsis_candidate": {"trials": 2},
@@ -287,7 +287,7 @@ def test_an_asset_page_shows_its_metadata_and_a_plot_in_the_markdown_dialog(ui, 
     page.goto(f"{ui.url}/assets/employees/current")
     expect(page.get_by_text("Row count", exact=True)).to_be_visible()
     expect(page.get_by_text(f"{rows:,}", exact=True).first).to_be_visible()
-    for name in ("changes_applied", "deleted_keys", "state_generation"):
+    for name in ("changes_applied", "deleted_keys", "delta_version"):
         row = page.get_by_role("row", name=re.compile(rf"^{name}\b"))
         expect(row).to_contain_text(str(meta[name].value))
     ui.shot(page, "2-asset-employees-current-metadata")

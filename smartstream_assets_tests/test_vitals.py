@@ -19,7 +19,7 @@ from smartstream_assets.domains.vitals import VITALS_DOMAIN, latest_hour
 from smartstream_assets.ml.vitals import feature_columns
 from smartstream_assets.tables import load_tables
 
-from .helpers import LakeProject
+from .helpers import LakeProject, current_table
 
 pytestmark = pytest.mark.slow
 
@@ -71,7 +71,7 @@ def test_an_hour_of_live_readings_is_scored_with_its_patients_history(project):
     assert len(predicted) == hourly["dagster/row_count"] and predicted["probability"].between(0, 1).all()
     assert pd.to_datetime(predicted["ts"], utc=True).dt.floor("h").eq(pd.Timestamp("2026-11-24T02:00Z")).all()
     # the first reading of the hour saw the patient's earlier readings: its 6-reading window is full
-    current = project.lake.read_parquet(keys.current_key("vitals")).to_pandas()
+    current = current_table(project.lake, "vitals").to_pandas()
     first = predicted.sort_values("ts").groupby("patient_id").head(1).iloc[0]
     earlier = current.loc[(current["patient_id"] == first["patient_id"]) & (pd.to_datetime(current["ts"], utc=True) < pd.Timestamp("2026-11-24T02:00Z"))]
     expected = earlier.assign(t=pd.to_datetime(earlier["ts"], utc=True)).sort_values("t")["HR"].tail(5).tolist() + [first["HR"]]

@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from smartstream_assets import ingestion
+from smartstream_assets import delta
 from smartstream_assets.lake import LocalLake
 from smartstream_assets.producers.vitals import (
     LABEL,
@@ -28,7 +28,7 @@ from smartstream_assets.producers.vitals import (
 )
 from smartstream_assets.tables import load_tables
 
-from .helpers import LakeProject
+from .helpers import LakeProject, current_table
 
 TABLES = load_tables(extra="")
 SMARTSTREAM = str(Path(sys.executable).with_name("smartstream"))
@@ -49,11 +49,12 @@ def test_the_sample_ingests_without_quarantine(tmp_path):
     project = LakeProject(tmp_path)
     project.copy_sample("icu")
     project.ingest(TABLES["vitals"], TABLES["vitals_labelled"])
-    live = project.lake.read_parquet(ingestion.current_key("vitals")).to_pandas()
-    labelled = project.lake.read_parquet(ingestion.current_key("vitals_labelled")).to_pandas()
+    live = current_table(project.lake, "vitals").to_pandas()
+    labelled = current_table(project.lake, "vitals_labelled").to_pandas()
     assert len(live) > 100 and live["patient_id"].nunique() == 30 and live["HR"].isna().any()
     assert labelled["SepsisLabel"].sum() > 0 and labelled["patient_id"].nunique() == 240
-    assert not any(project.lake.list("quarantine/vitals"))
+    assert delta.trusted_days(project.lake, "vitals") and delta.trusted_days(project.lake, "vitals_labelled")
+    assert [delta.count_rows(project.lake, delta.quarantine_table(t)) for t in ("vitals", "vitals_labelled")] == [0, 0]
 
 
 def test_required_columns_are_checked_first_and_named(tmp_path):

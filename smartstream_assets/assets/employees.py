@@ -8,7 +8,7 @@ import dagster as dg
 import pandas as pd
 
 from ..domains.employees import ATTRITION, left_the_company
-from ..keys import asset_keys, domain_asset_key, domain_report_key, forecast_key, spelled, trusted_asset_key, trusted_prefix
+from ..keys import asset_keys, domain_asset_key, domain_report_key, forecast_key, spelled, trusted_asset_key
 from ..lake import Lake
 from ..resources import LakeResource, MlflowResource
 from .ml import write_frame
@@ -106,11 +106,13 @@ def dashboard(context: dg.AssetExecutionContext, features: pd.DataFrame, lake: L
 
 
 def read_change_log(lake: Lake, table: str) -> pd.DataFrame:
-    """Every trusted partition of ``table`` as one frame."""
-    import pyarrow as pa
+    """Every trusted change of ``table`` (the Delta table's latest version) as one frame."""
+    from ..delta import read_trusted
 
-    parts = [lake.read_parquet(obj.key) for obj in lake.list(trusted_prefix(table)) if obj.key.endswith(".parquet")]
-    return pa.concat_tables(parts).to_pandas() if parts else pd.DataFrame()
+    found = read_trusted(lake, table)
+    if found.num_rows == 0:
+        return pd.DataFrame()
+    return found.drop_columns(["ingest_date"]).to_pandas()
 
 
 EMPLOYEES_ASSETS = [headcount_forecast, dashboard]

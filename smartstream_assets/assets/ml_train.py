@@ -364,7 +364,14 @@ def candidate_version(instance: dg.DagsterInstance, candidate_key: dg.AssetKey, 
 
 
 def _current_frame(store, table: str) -> pd.DataFrame:
+    """The table's live rows in primary-key order: a Delta table's row order follows its
+    MERGE history (files rewritten, compacted), and the seeded split must not."""
+    from ..tables import load_tables
+
     found = ingestion.read_current(store, table)
     if found is None:
         raise dg.Failure(f"no current table at {store.describe(ingestion.current_key(table))}: ingest {table} first")
+    spec = load_tables().get(table)
+    if spec is not None:
+        found = found.sort_by([(k, "ascending") for k in spec.primary_key])
     return found.to_pandas()

@@ -181,11 +181,24 @@ def test_the_employees_history_lands_as_before_and_duckdb_reads_the_delta_table(
 # ------------------------------------------------------------------ concurrency and crashes
 
 
-def test_writers_racing_on_the_same_table_all_land_with_retries_counted(any_lake):
+def test_writers_racing_on_the_same_table_all_land_with_retries_counted(any_lake, monkeypatch):
     """Eight writers commit days of one trusted table at once (on S3: conditional PUTs of
-    the next log entry). Every day lands, each in its own version, none overwrote another."""
+    the next log entry). Every day lands, each in its own version, none overwrote another.
+    They are made to race for sure: each opens the table for its write, then waits until
+    all have opened the same version, so seven of them must lose and retry."""
     delta.write_days(any_lake, KV, [day_write(date(2026, 2, 1), changes(("insert", 0, "a", 0, 0, "seed")))])
     results, errors = [], []
+    barrier, opened, real_open = threading.Barrier(8, timeout=60), threading.local(), delta.open_table
+
+    def open_then_wait(lake, path, version=None):
+        found = real_open(lake, path, version)
+        if path == "trusted/kv" and threading.current_thread() is not threading.main_thread():
+            opened.n = getattr(opened, "n", 0) + 1
+            if opened.n == 2:  # write_days: 1st the legacy check, 2nd the table it writes to
+                barrier.wait()
+        return found
+
+    monkeypatch.setattr(delta, "open_table", open_then_wait)
 
     def write(d):
         try:
@@ -202,7 +215,7 @@ def test_writers_racing_on_the_same_table_all_land_with_retries_counted(any_lake
     assert sorted(r.version for r in results) == list(range(2, 10))  # each commit its own version (v0 empty, v1 seed)
     assert sorted(rows(delta.read_trusted(any_lake, "kv"), "id")) == [(d,) for d in range(0, 9)]
     retries = sum(r.retries for r in results)
-    assert retries > 0  # they did race: the losers re-read the log and committed again
+    assert retries >= 7  # each loser re-read the log and committed again, at least once
     history = delta.history(any_lake, "trusted/kv")
     assert sum(int((h.get("operationMetrics") or {}).get("num_retries") or 0) for h in history) == retries
 

@@ -28,7 +28,6 @@ log and retries (``num_retries`` in the commit's metrics) or fails, never both w
 from __future__ import annotations
 
 import json
-import os
 import uuid
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
@@ -136,12 +135,13 @@ def _clean(lake: Lake, path: str, exc: Exception) -> str:
 def open_table(lake: Lake, path: str, version: int | None = None):
     """The Delta table at ``path`` (at ``version``), or None when there is none."""
     from deltalake import DeltaTable
+    from deltalake.exceptions import TableNotFoundError
 
     uri, options = table_uri(lake, path), storage_options(lake)
     try:
-        if not DeltaTable.is_deltatable(uri, storage_options=options):
-            return None
-        return DeltaTable(uri, version=version, storage_options=options)
+        return DeltaTable(uri, version=version, storage_options=options)  # one log read, not two
+    except TableNotFoundError:
+        return None
     except Exception as exc:
         raise DeltaTableError(f"cannot open Delta table {_clean(lake, path, exc)}") from None
 
@@ -643,8 +643,3 @@ def maintain(lake: Lake, path: str, *, z_order: Iterable[str] | None = None, ret
 def history(lake: Lake, path: str, limit: int | None = None) -> list[Mapping]:
     found = open_table(lake, path)
     return [] if found is None else found.history(limit)
-
-
-def _env_retention() -> int:
-    raw = os.environ.get("SMARTSTREAM_DELTA_RETENTION_HOURS", "").strip()
-    return int(raw) if raw else DEFAULT_RETENTION_HOURS

@@ -23,26 +23,14 @@ import pytest
 
 from smartstream_assets import delta, ingestion
 from smartstream_assets.cdc import QUARANTINE_SCHEMA, apply_changes, current_rows, parse_object, trusted_schema
-from smartstream_assets.lake import LocalLake
 from smartstream_assets.migrate import has_legacy_layout, migrate_table
 from smartstream_assets.tables import TableSpec
 
 from .helpers import SPEC, rows, seed_history
+from .test_ingestion_hardened import any_lake, lake  # noqa: F401 (the same lake fixtures: local, local + SeaweedFS)
 
 KV = TableSpec(name="kv", raw_prefix="raw/kv/", format="dms_csv", primary_key=("id",), columns={"id": "int64", "v": "string"})
 BASE = datetime(2026, 3, 1, tzinfo=timezone.utc)
-
-
-@pytest.fixture
-def lake(tmp_path):
-    return LocalLake(tmp_path / "lake")
-
-
-@pytest.fixture(params=["local", "s3"])
-def any_lake(request, tmp_path):
-    if request.param == "local":
-        return LocalLake(tmp_path / "lake")
-    return request.getfixturevalue("s3_env")
 
 
 def changes(*items) -> pa.Table:

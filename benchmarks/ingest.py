@@ -7,8 +7,10 @@ Generates N change events for the employees table as DMS CSV files (a full load,
 then inserts / updates / deletes, several files a day, dated folders), then measures
 in the same run, each contender in its own process (peak RSS is per process):
 
-  smartstream backfill  one process: trusted for every day (one partition at a time)
-                        then current -- what `--partition-range` runs
+  smartstream backfill  one process: trusted for every day (ONE Delta commit, the objects
+                        parsed on threads and streamed into it), then current -- what
+                        `--partition-range` runs; best of --repeat runs, alternating
+                        with DuckDB's
   smartstream daily     one process per day (trusted for that day + current), like
                         the sensor's runs; shows memory does not grow with the days
   duckdb                the same parse-and-apply as SQL: read_csv, write the change
@@ -33,6 +35,7 @@ import csv
 import hashlib
 import json
 import resource
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -353,6 +356,7 @@ def main() -> None:
     parser.add_argument("--files-per-day", type=int, default=4)
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--skip-loops", action="store_true", help="skip the slow per-record baselines")
+    parser.add_argument("--repeat", type=int, default=3, help="backfill and DuckDB runs, alternating; the best of each is compared")
     parser.add_argument("--child", help=argparse.SUPPRESS)
     parser.add_argument("--lake", help=argparse.SUPPRESS)
     parser.add_argument("--out", help=argparse.SUPPRESS)
@@ -372,10 +376,21 @@ def main() -> None:
         )
         days = [(START + timedelta(days=d)).isoformat() for d in range(info["days"])]
 
-        fresh = tmp / "ours-backfill"
-        _copy_raw(tmp / "lake", fresh)
-        backfill = spawn("smartstream", fresh, tmp / "x", days)
-        duck = spawn("duckdb", tmp / "lake", tmp / "duckdb")
+        # Best of --repeat, the two alternating: on this VM the first touch of memory a
+        # process gets costs ~1.4 s/GiB (pages the host has not backed yet), so whichever
+        # runs first, or after a pause, pays for it; the best of alternating runs compares
+        # the work, not the order.
+        backfills, ducks = [], []
+        for i in range(args.repeat):
+            fresh = tmp / f"ours-backfill-{i}"
+            _copy_raw(tmp / "lake", fresh)
+            backfills.append(spawn("smartstream", fresh, tmp / "x", days))
+            shutil.rmtree(fresh)
+            ducks.append(spawn("duckdb", tmp / "lake", tmp / f"duckdb-{i}"))
+            shutil.rmtree(tmp / f"duckdb-{i}")
+        backfill, duck = min(backfills, key=lambda r: r["seconds"]), min(ducks, key=lambda r: r["seconds"])
+        print("backfill runs (s):", ", ".join(f"{r['seconds']:.2f}" for r in backfills),
+              "| duckdb runs (s):", ", ".join(f"{r['seconds']:.2f}" for r in ducks))  # fmt: skip
         loop = lam = None
         if not args.skip_loops:
             loop = spawn("loop", tmp / "lake", tmp / "loop")
@@ -396,11 +411,11 @@ def main() -> None:
     for name, r in rows:
         print(f"{name:<44}{r['seconds']:>9.2f}{n / r['seconds']:>12,.0f}{r['peak_rss_mb']:>14.0f}")
     print()
-    print(f"throughput vs duckdb:                 {duck['seconds'] / backfill['seconds']:.2f}x (target >= 0.5x)")
+    print(f"throughput vs duckdb:                 {duck['seconds'] / backfill['seconds']:.2f}x (target >= 1.0x; best of {args.repeat} each)")
     if loop:
         print(f"throughput vs per-record Lambda:      {lam['seconds'] / backfill['seconds']:.1f}x (target >= 20x)")
         print(f"throughput vs in-memory record loop:  {loop['seconds'] / backfill['seconds']:.1f}x")
-    print(f"peak RSS at {n:,} events:         {backfill['peak_rss_mb']:.0f} MiB (target < 1536 MiB)")
+    print(f"peak RSS at {n:,} events:         {max(r['peak_rss_mb'] for r in backfills):.0f} MiB (target < 1536 MiB; the highest of the runs)")
     print()
     print("memory per daily run (one process per ingest date, as the sensor runs them):")
     print(f"  {'day':>4}{'mixed CDC: keys':>18}{'RSS MiB':>9}{'updates only: keys':>21}{'RSS MiB':>9}")
@@ -418,8 +433,6 @@ def main() -> None:
 
 
 def _copy_raw(src: Path, dst: Path) -> None:
-    import shutil
-
     shutil.copytree(src / "raw", dst / "raw")
 
 

@@ -29,16 +29,17 @@ from __future__ import annotations
 
 import json
 import uuid
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
 from .cdc import QUARANTINE_SCHEMA, trusted_schema
-from .cdc.apply import last_change_per_key
+from .cdc.apply import last_change_per_key, winning_rows
 from .keys import current_key as current_table
 from .keys import quarantine_table, trusted_table
 from .lake import Lake, LakeError, LocalLake, S3Lake
@@ -53,6 +54,7 @@ TARGET_FILE_BYTES = 2 << 20
 COMMIT_RETRIES = 15
 UPDATE_ATTEMPTS = 5  # whole updates started over after a concurrent update won
 DEFAULT_RETENTION_HOURS = 168  # Delta's default: 7 days of versions stay readable
+_READ_CONFIG = {"datafusion.execution.batch_size": str(1 << 18)}  # whole-table reads, see _scan
 _WINS = (  # a source change replaces the target row only when it is later
     "s._commit_ts > t._commit_ts OR (s._commit_ts = t._commit_ts AND (s._source_key > t._source_key"
     " OR (s._source_key = t._source_key AND s._source_line > t._source_line)))"
@@ -178,38 +180,107 @@ def _days_predicate(days: Iterable[date]) -> str:
 
 
 def write_days(lake: Lake, spec: TableSpec, writes: list[DayWrite], *, allow_legacy: bool = False) -> TrustedCommit:
-    """Replace the trusted and quarantine partitions of these days, each table in ONE commit.
+    """Replace the trusted and quarantine partitions of these days (parsed already), each
+    table in ONE commit. See ``write_parsed``."""
+    return write_parsed(
+        lake, spec, {w.day: w.sources for w in writes}, lambda: ((w.day, w.trusted, w.quarantine) for w in writes),
+        allow_legacy=allow_legacy,
+    )  # fmt: skip
 
-    Quarantine first, trusted second, the sources manifests last: a run killed in between
-    leaves trusted as it was (the sensor then runs the days again, which rewrites all three
-    the same way). Days without raw objects any more lose their partitions.
+
+Parsed = Callable[[], Iterable[tuple[date, pa.Table, pa.Table]]]
+
+
+def write_parsed(
+    lake: Lake, spec: TableSpec, sources: Mapping[date, dict | None], parse: Parsed, *, allow_legacy: bool = False
+) -> TrustedCommit:
+    """Replace the trusted and quarantine partitions of the days of ``sources``, each table
+    in ONE commit, with what ``parse()`` yields: ``(day, changes, quarantined)`` for every
+    raw object, in day order.
+
+    The changes are streamed into the trusted commit: delta-rs writes data files as they
+    arrive, so a backfill holds one object's changes at a time, not every day's (a 3M-event
+    backfill peaked at 1.6 GiB holding them all). Nothing is visible before the commit: an
+    error ``parse`` raises (an unreadable object) aborts it, and is raised as it was.
+    ``parse`` is called again when the commit must start over (another writer's commit
+    could not be reconciled), so it must yield the same from the raw objects each time.
+
+    Trusted first, then quarantine (kept in memory: rejected records), the sources
+    manifests last: a run killed in between has no manifest for a new day (the sensor runs
+    it again, which rewrites all three the same way), and a re-run of unchanged objects
+    finds the quarantine it would write. Days without raw objects any more (``None``
+    sources) lose their partitions.
     """
-    if not writes:
+    days = sorted(sources)
+    if not days:
         return TrustedCommit(None, 0)
     if not allow_legacy and open_table(lake, trusted_table(spec.name)) is None:
         _refuse_legacy(lake, spec.name)
-    days = [w.day for w in writes]
-    quarantine = pa.concat_tables([_with_day(w.quarantine.cast(QUARANTINE_SCHEMA), w.day) for w in writes])
-    _overwrite_days(lake, quarantine_table(spec.name), quarantine, days, {"smartstream.table": spec.name})
     schema = trusted_schema(spec)
-    trusted = pa.concat_tables([_with_day(w.trusted.select(schema.names).cast(schema), w.day) for w in writes])
+    quarantined: list[pa.Table] = []
+
+    def changes() -> Iterator[pa.Table]:
+        quarantined.clear()  # a restarted commit parses again
+        for day, trusted, quarantine in parse():
+            quarantined.append(_with_day(quarantine.cast(QUARANTINE_SCHEMA), day))
+            if trusted.num_rows:
+                yield _with_day(trusted.select(schema.names).cast(schema), day)
+
     version, retries = _overwrite_days(
-        lake, trusted_table(spec.name), trusted, days, {"smartstream.table": spec.name}, configuration=TRUSTED_CONFIG
-    )
-    for w in writes:
-        if w.sources is None:
-            lake.delete(sources_key(spec.name, w.day))
+        lake, trusted_table(spec.name), changes, _with_day(schema.empty_table(), days[0]).schema, days,
+        {"smartstream.table": spec.name}, configuration=TRUSTED_CONFIG,
+    )  # fmt: skip
+    quarantine = pa.concat_tables(quarantined) if quarantined else _with_day(QUARANTINE_SCHEMA.empty_table(), days[0])
+    _overwrite_days(lake, quarantine_table(spec.name), lambda: iter([quarantine]), quarantine.schema, days,
+                    {"smartstream.table": spec.name})  # fmt: skip
+    for day in days:
+        if sources[day] is None:
+            lake.delete(sources_key(spec.name, day))
         else:
-            lake.write_bytes(sources_key(spec.name, w.day), json.dumps(w.sources).encode())
+            lake.write_bytes(sources_key(spec.name, day), json.dumps(sources[day]).encode())
     return TrustedCommit(version, retries)
 
 
+class _Stream:
+    """``produce()``'s tables as one RecordBatchReader for delta-rs, keeping the exception
+    ``produce`` raised (delta-rs only reports its text, wrapped) to raise it as it was."""
+
+    def __init__(self, produce: Callable[[], Iterator[pa.Table]], schema: pa.Schema):
+        self.tables = iter(produce())
+        self.schema = schema
+        self.error: Exception | None = None
+        self.first = self._next()
+        while self.first is not None and not self.first.num_rows:
+            self.first = self._next()  # None: nothing to write
+
+    def _next(self) -> pa.Table | None:
+        try:
+            return next(self.tables)
+        except StopIteration:
+            return None
+        except Exception as exc:
+            self.error = exc
+            raise
+
+    def reader(self) -> pa.RecordBatchReader:
+        def batches() -> Iterator[pa.RecordBatch]:
+            table = self.first
+            while table is not None:
+                yield from table.to_batches()
+                table = self._next()
+
+        return pa.RecordBatchReader.from_batches(self.schema, batches())
+
+
 def _overwrite_days(
-    lake: Lake, path: str, data: pa.Table, days: list[date], metadata: dict, configuration: dict | None = None
+    lake: Lake, path: str, produce: Callable[[], Iterator[pa.Table]], schema: pa.Schema, days: list[date], metadata: dict,
+    configuration: dict | None = None,
 ) -> tuple[int, int]:
-    """(version of this commit, its retries). Creating the table races with other first
+    """(version of this commit, its retries). ``produce()``: the days' rows, as tables
+    of ``schema``; called again for each attempt. Creating the table races with other first
     writers: the loser finds the table there and overwrites its days in it instead."""
-    from deltalake import CommitProperties, write_deltalake
+    from deltalake import CommitProperties, DeltaTable, write_deltalake
+    from deltalake.exceptions import CommitFailedError
 
     commit_id = uuid.uuid4().hex  # finds this commit in the log, whatever committed around it
     shown = ", ".join(d.isoformat() for d in sorted(set(days))[:5])
@@ -217,31 +288,33 @@ def _overwrite_days(
         custom_metadata=metadata | {"smartstream.days": ",".join(d.isoformat() for d in sorted(set(days))), "smartstream.commit": commit_id},
         max_commit_retries=COMMIT_RETRIES,
     )
-    from deltalake import DeltaTable
-    from deltalake.exceptions import CommitFailedError
-
     last_error: Exception | None = None
     for _ in range(UPDATE_ATTEMPTS):
+        stream = _Stream(produce, schema)
         found = open_table(lake, path)
         if found is None:
-            if data.num_rows == 0:
+            if stream.first is None:
                 return (-1, 0)  # nothing to keep and no table yet: no table
             # An empty table first (its schema, partitioning, settings), then the same
             # predicate overwrite as every run: two first writers racing for version 0
             # must not both append (the loser of a create is retried as a later version).
             try:
-                DeltaTable.create(table_uri(lake, path), data.schema, mode="ignore", partition_by=[PARTITION],
+                DeltaTable.create(table_uri(lake, path), schema, mode="ignore", partition_by=[PARTITION],
                                   configuration=configuration, storage_options=storage_options(lake))  # fmt: skip
             except Exception as exc:
                 last_error = exc
-            continue
+            found = open_table(lake, path)
+            if found is None:
+                continue
         try:
-            write_deltalake(found, data, partition_by=[PARTITION], mode="overwrite", predicate=_days_predicate(days),
-                            schema_mode="merge", commit_properties=props)  # fmt: skip
+            write_deltalake(found, stream.reader(), partition_by=[PARTITION], mode="overwrite",
+                            predicate=_days_predicate(days), schema_mode="merge", commit_properties=props)  # fmt: skip
             break
         except CommitFailedError as exc:  # a concurrent commit (a create's retry, a schema change): again
             last_error = exc
         except Exception as exc:
+            if stream.error is not None:  # parsing failed (an unreadable raw object): its own error
+                raise stream.error from None
             raise DeltaTableError(f"cannot write {shown} to {_clean(lake, path, exc)}") from None
     else:
         raise DeltaTableError(f"cannot write {shown} to {_clean(lake, path, last_error)}")
@@ -291,18 +364,21 @@ def _scan(lake: Lake, path: str, found, columns: list[str] | None = None, where:
     Not ``to_pyarrow_dataset()``: pyarrow's C++ I/O threads calling back into delta-rs's
     filesystem made the interpreter abort at exit ("terminate called without an active
     exception") in 4 of 50 runs of a script that wrote from threads and then read that
-    way, and in 0 of 40 reading through this."""
+    way, and in 0 of 40 reading through this.
+
+    In batches of 256k rows (DataFusion's default is 8k): reading 3M trusted rows into
+    one table, string views cast to strings, took ~1.1 s in 8k batches, ~0.3 s in these."""
     from deltalake import QueryBuilder
 
     selected = "*" if columns is None else ", ".join(_q(c) for c in columns)
     sql = f"SELECT {selected} FROM t" + (f" WHERE {where}" if where else "")
     try:
-        result = QueryBuilder().register("t", found).execute(sql).read_all()
+        result = QueryBuilder(_READ_CONFIG).register("t", found).execute(sql).read_all()
     except Exception as exc:  # a file of that version is gone: vacuumed, or removed by hand
         raise DeltaTableError(
             f"cannot read version {found.version()} of {_clean(lake, path, exc)} (vacuumed past its retention?)"
         ) from None
-    return _plain(pa.table(result))
+    return _plain(pa.table(result).combine_chunks())  # one cast of one chunk: ~2x faster than per batch
 
 
 def trusted_days(lake: Lake, table: str) -> list[date]:
@@ -388,10 +464,8 @@ def _update_current_once(lake: Lake, spec: TableSpec, rebuild: bool) -> MergeRep
     applied = None if rebuild else current.transaction_version(APPLIED_APP_ID)
     if applied is not None and applied >= target_version:
         return MergeReport(current.version(), applied, [], 0, 0, 0, False, False, 0, changed_scope="FALSE")
-    changes = _changes_since(lake, trusted, applied, trusted_table(spec.name))
-    days = sorted(d.isoformat() for d in pc.unique(changes.column(PARTITION)).to_pylist()) if changes.num_rows else []
-    latest = last_change_per_key(changes.select(schema.names).cast(schema), list(spec.primary_key))
-    latest = latest.sort_by([(k, "ascending") for k in spec.primary_key])  # clustered by key
+    found = _latest_changes(lake, trusted, applied, trusted_table(spec.name), spec)
+    days, latest = found.days, found.rows
     commit_id = uuid.uuid4().hex
     props = CommitProperties(
         app_transactions=[Transaction(APPLIED_APP_ID, target_version)],
@@ -401,17 +475,19 @@ def _update_current_once(lake: Lake, spec: TableSpec, rebuild: bool) -> MergeRep
     )  # fmt: skip
     try:
         if rebuild:  # replace the table: what trusted holds now, nothing else
-            write_deltalake(current, latest, mode="overwrite", schema_mode="overwrite", target_file_size=TARGET_FILE_BYTES,
-                            commit_properties=props)  # fmt: skip
-            return MergeReport(current.version(), target_version, days, changes.num_rows, latest.num_rows, 0, True, True,
+            write_deltalake(current, found.reader(schema), mode="overwrite", schema_mode="overwrite",
+                            target_file_size=TARGET_FILE_BYTES, commit_properties=props)  # fmt: skip
+            return MergeReport(current.version(), target_version, days, found.read, latest.num_rows, 0, True, True,
                                _retries_of(lake, path, commit_id))
         if applied is None and not current.file_uris():
             # A new, empty current: nothing to merge into, so an append (a first backfill
             # of 3M changes: 1.2 s instead of 6 s of MERGE). It carries the same app
             # transaction, on which delta-rs refuses a second first update racing this one.
-            write_deltalake(current, latest, mode="append", target_file_size=TARGET_FILE_BYTES, commit_properties=props)
-            return MergeReport(current.version(), target_version, days, changes.num_rows, latest.num_rows, 0, True, False,
+            write_deltalake(current, found.reader(schema), mode="append", target_file_size=TARGET_FILE_BYTES,
+                            commit_properties=props)  # fmt: skip
+            return MergeReport(current.version(), target_version, days, found.read, latest.num_rows, 0, True, False,
                                _retries_of(lake, path, commit_id))
+        latest = found.in_key_order()
         key_range = _key_range(latest, spec)
         on = " AND ".join(f"t.{_q(k)} = s.{_q(k)}" for k in spec.primary_key) + key_range
         metrics = (
@@ -426,8 +502,8 @@ def _update_current_once(lake: Lake, spec: TableSpec, rebuild: bool) -> MergeRep
         raise DeltaTableError(f"cannot apply trusted v{target_version} to {_clean(lake, path, exc)}") from None
     inserted, updated = int(metrics.get("num_target_rows_inserted", 0)), int(metrics.get("num_target_rows_updated", 0))
     if not (inserted or updated):  # nothing won (a replay): delta-rs writes no commit
-        return MergeReport(current.version(), applied, days, changes.num_rows, 0, 0, False, rebuild, 0, changed_scope="FALSE")
-    return MergeReport(current.version(), target_version, days, changes.num_rows, inserted, updated, True, rebuild,
+        return MergeReport(current.version(), applied, days, found.read, 0, 0, False, rebuild, 0, changed_scope="FALSE")
+    return MergeReport(current.version(), target_version, days, found.read, inserted, updated, True, rebuild,
                        _retries_of(lake, path, commit_id), changed_scope=key_range.removeprefix(" AND ") or None)
 
 
@@ -494,20 +570,128 @@ def write_state(lake: Lake, spec: TableSpec, state: pa.Table) -> int:
     return open_table(lake, current_table(spec.name)).version()
 
 
-def _changes_since(lake: Lake, trusted, applied: int | None, path: str) -> pa.Table:
+@dataclass
+class _Latest:
+    """The last change of every key among the changes an update reads."""
+
+    rows: pa.Table  # the winning changes, in any order
+    key_order: pa.Array | None  # indices putting ``rows`` in primary-key order (None: they are)
+    read: int  # trusted rows read
+    days: list[str]  # ingest dates they came from
+
+    def in_key_order(self) -> pa.Table:
+        return self.rows if self.key_order is None else self.rows.take(self.key_order)
+
+    def reader(self, schema: pa.Schema, batch_rows: int = 1 << 17) -> pa.RecordBatchReader:
+        """In key order, a batch at a time: delta-rs encodes one while the next is gathered,
+        and the table is never copied whole."""
+        def batches() -> Iterator[pa.RecordBatch]:
+            for start in range(0, self.rows.num_rows, batch_rows):
+                part = self.rows.slice(start, batch_rows) if self.key_order is None else self.rows.take(self.key_order.slice(start, batch_rows))
+                yield from part.select(schema.names).cast(schema).to_batches()
+
+        return pa.RecordBatchReader.from_batches(schema, batches())
+
+
+def _latest_changes(lake: Lake, trusted, applied: int | None, path: str, spec: TableSpec) -> _Latest:
     """The trusted rows written after version ``applied`` (every row when None) up to the
-    version ``trusted`` holds (the one recorded as applied): the change feed's inserts.
-    Rows an overwrite removed stay applied, as they were before the overwrite (a rebuild
-    forgets them)."""
+    version ``trusted`` holds (the one recorded as applied), reduced to the last change
+    of every key. After ``applied``: the change feed's inserts. Rows an overwrite removed
+    stay applied, as they were before the overwrite (a rebuild forgets them)."""
+    schema = trusted_schema(spec)
     if applied is not None:
         try:
             feed = trusted.load_cdf(starting_version=applied + 1, ending_version=trusted.version())
             feed = _plain(pa.table(feed.read_all()) if hasattr(feed, "read_all") else pa.table(feed))
-            kind = feed.column("_change_type")
-            return feed.filter(pc.is_in(kind, value_set=pa.array(["insert", "update_postimage"])))
         except Exception:
-            pass  # the feed of those versions is gone (vacuumed): read trusted whole
-    return _scan(lake, path, trusted)
+            feed = None  # the feed of those versions is gone (vacuumed): read trusted whole
+        if feed is not None:
+            changes = feed.filter(pc.is_in(feed.column("_change_type"), value_set=pa.array(["insert", "update_postimage"])))
+            days = sorted(d.isoformat() for d in pc.unique(changes.column(PARTITION)).to_pylist()) if changes.num_rows else []
+            latest = last_change_per_key(changes.select(schema.names).cast(schema), list(spec.primary_key))
+            return _Latest(latest, None, changes.num_rows, days)
+    return _latest_of_all(lake, trusted, path, spec)
+
+
+_LINE_BITS = 40  # a change is (source object, line): the object's index << 40 | the line
+
+
+def _latest_of_all(lake: Lake, trusted, path: str, spec: TableSpec) -> _Latest:
+    """The last change of every key in the whole table, in two passes that never hold it all.
+
+    1. The keys and the order columns alone decide the winners (``winning_rows``),
+       each remembered as (source object, line): that pair names one trusted row, because
+       a raw object lands in one ingest date and each of its lines in one row.
+    2. The table is streamed again, a batch at a time, keeping the winners' rows.
+
+    A first backfill of 3M changes read whole (and its string columns cast) peaked at
+    ~1.9 GiB; see ``benchmarks/ingest.py``.
+    """
+    schema = trusted_schema(spec)
+    keys = list(spec.primary_key)
+    order = _read(lake, path, trusted, [*keys, "_commit_ts", "_source_key", "_source_line", PARTITION])
+    read = order.num_rows
+    days = sorted(d.isoformat() for d in pc.unique(order.column(PARTITION)).to_pylist()) if read else []
+    if not read:
+        return _Latest(schema.empty_table(), None, 0, days)
+    encoded = pc.dictionary_encode(order.column("_source_key").combine_chunks())
+    sources = encoded.dictionary.cast(pa.string())  # each object once
+    source_index = encoded.indices.to_numpy(zero_copy_only=False).astype(np.int64)
+    lines = order.column("_source_line").to_numpy()
+    if lines.min(initial=0) < 0 or lines.max(initial=0) >= 1 << _LINE_BITS:
+        return _latest_in_memory(lake, path, trusted, spec, read, days)
+    rank_of = np.empty(len(sources), np.int64)
+    rank_of[pc.sort_indices(sources).to_numpy()] = np.arange(len(sources))  # the source keys' order
+    winners = winning_rows(_plain(order.select(keys)), order.column("_commit_ts"), rank_of[source_index], lines)
+    del order, encoded
+    wanted = np.sort((source_index[winners] << _LINE_BITS) | lines[winners])
+    del source_index, lines
+    kept = []
+    for batch in _batches(lake, path, trusted, schema.names):
+        batch = _plain(pa.table(batch))
+        if not batch.num_rows:
+            continue
+        index = pc.index_in(batch.column("_source_key"), value_set=sources).fill_null(-1).to_numpy()
+        code = (index.astype(np.int64) << _LINE_BITS) | batch.column("_source_line").to_numpy()
+        at = np.minimum(np.searchsorted(wanted, code), len(wanted) - 1)
+        kept.append(batch.filter(pa.array(wanted[at] == code)))
+    rows = pa.concat_tables(kept).combine_chunks() if kept else schema.empty_table()
+    if rows.num_rows != len(wanted):  # the table changed under the scan, or a (source, line) repeats
+        return _latest_in_memory(lake, path, trusted, spec, read, days)
+    key_order = pc.sort_indices(rows, sort_keys=[(k, "ascending") for k in keys])
+    return _Latest(rows, key_order, read, days)
+
+
+def _latest_in_memory(lake: Lake, path: str, trusted, spec: TableSpec, read: int, days: list[str]) -> _Latest:
+    schema = trusted_schema(spec)
+    changes = _scan(lake, path, trusted, columns=schema.names)
+    return _Latest(last_change_per_key(changes.cast(schema), list(spec.primary_key)), None, read, days)
+
+
+def _read(lake: Lake, path: str, found, columns: list[str]) -> pa.Table:
+    """These columns of the version ``found`` holds, as delta-rs returns them (string views)."""
+    from deltalake import QueryBuilder
+
+    sql = f"SELECT {', '.join(_q(c) for c in columns)} FROM t"
+    try:
+        return pa.table(QueryBuilder(_READ_CONFIG).register("t", found).execute(sql).read_all())
+    except Exception as exc:
+        raise DeltaTableError(
+            f"cannot read version {found.version()} of {_clean(lake, path, exc)} (vacuumed past its retention?)"
+        ) from None
+
+
+def _batches(lake: Lake, path: str, found, columns: list[str]) -> Iterator:
+    """These columns of the version ``found`` holds, a batch at a time."""
+    from deltalake import QueryBuilder
+
+    sql = f"SELECT {', '.join(_q(c) for c in columns)} FROM t"
+    try:
+        yield from QueryBuilder(_READ_CONFIG).register("t", found).execute(sql)
+    except Exception as exc:
+        raise DeltaTableError(
+            f"cannot read version {found.version()} of {_clean(lake, path, exc)} (vacuumed past its retention?)"
+        ) from None
 
 
 def _plain(table: pa.Table) -> pa.Table:

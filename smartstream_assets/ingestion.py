@@ -17,17 +17,20 @@ Layout (see DESIGN.md and ``delta.py``): Delta Lake tables, written with delta-r
 from __future__ import annotations
 
 import hashlib
+import os
 import re
-from collections import Counter, defaultdict
+from collections import Counter, defaultdict, deque
 from collections.abc import Iterable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import date, datetime
+from itertools import islice
 
 import pyarrow as pa
 import pyarrow.compute as pc
 
 from . import delta, quality
-from .cdc import QUARANTINE_SCHEMA, parse_object, trusted_schema
+from .cdc import ParsedObject, parse_object
 from .delta import read_current  # noqa: F401 (re-exported: what readers of current/ call)
 from .keys import current_key, quarantine_key, trusted_key  # noqa: F401 (the lake keys, re-exported)
 from .lake import Lake, LakeError, ObjectInfo
@@ -164,66 +167,110 @@ def build_trusted_partition(
 def build_trusted_days(
     lake: Lake, spec: TableSpec, objects_by_day: dict[date, list[ObjectInfo]], *, allow_shrink: bool = False
 ) -> list[TrustedReport]:
-    """Parse the days' raw objects, then replace their trusted partitions in ONE commit
+    """Parse the days' raw objects and replace their trusted partitions in ONE commit
     (and their quarantine partitions in one commit of the quarantine table).
 
-    Every day is parsed before anything is written: a raw object that cannot be read
-    (``UnreadableObject`` names the key) or raw objects a day was built from that are
-    gone (``RawObjectsMissing``, unless ``allow_shrink``) fail the run with nothing
-    written, so no half backfill appears.
+    Raw objects a day was built from that are gone fail the run before anything is read
+    (``RawObjectsMissing``, unless ``allow_shrink``). The objects are then parsed on a few
+    threads (Arrow's CSV reader and numpy release the GIL) and streamed into the commit
+    one object at a time (``delta.write_parsed``): a raw object that cannot be read
+    (``UnreadableObject`` names the key) aborts the commit, so no half backfill appears.
     """
-    reports, writes = [], []
-    for day in sorted(objects_by_day):
-        report, write = parse_trusted_day(lake, spec, day, objects_by_day[day], allow_shrink=allow_shrink)
-        reports.append(report)
-        writes.append(write)
-    commit = delta.write_days(lake, spec, writes)
-    for report in reports:
+    days = sorted(objects_by_day)
+    vanished = {day: _vanished(lake, spec, day, objects_by_day[day], allow_shrink) for day in days}
+    reports: dict[date, TrustedReport] = {}
+
+    def parse() -> Iterator[tuple[date, pa.Table, pa.Table]]:
+        reports.clear()  # a restarted commit parses again
+        for day in days:
+            objects = objects_by_day[day]
+            reports[day] = TrustedReport(day=day, objects=len(objects), raw_digest=objects_digest(objects),
+                                         vanished_objects=vanished[day])  # fmt: skip
+        jobs = [(day, obj) for day in days for obj in objects_by_day[day]]
+        for (day, obj), parsed in _parse_in_order(lake, spec, jobs):
+            _add_object(reports[day], obj, parsed, spec)
+            yield day, parsed.changes, parsed.quarantine
+
+    sources = {
+        day: {"digest": objects_digest(objs), "objects": [[o.key, o.etag] for o in objs]} if (objs := objects_by_day[day]) else None
+        for day in days
+    }  # no raw objects (any more) for a day: no partition, no manifest
+    commit = delta.write_parsed(lake, spec, sources, parse)
+    for report in reports.values():
         report.delta_version, report.commit_retries = commit.version, commit.retries
-    return reports
+    return [reports[day] for day in days]
 
 
-def parse_trusted_day(
-    lake: Lake, spec: TableSpec, day: date, objects: list[ObjectInfo], *, allow_shrink: bool = False
-) -> tuple[TrustedReport, delta.DayWrite]:
-    """The day's report and what its partitions become (nothing written).
+PARSE_THREADS = max(1, min(4, os.cpu_count() or 1))
 
-    Raw is never modified, so an object the day was built from that is gone now is
-    retention or a mistake, and rebuilding without it would silently drop its changes.
-    """
-    report = TrustedReport(day=day, objects=len(objects), raw_digest=objects_digest(objects))
-    previous = _sources_of(lake, spec, day)
-    vanished = sorted(set(previous) - {obj.key for obj in objects})
+
+def _parse_in_order(lake: Lake, spec: TableSpec, jobs: list[tuple[date, ObjectInfo]]) -> Iterator[tuple[tuple[date, ObjectInfo], ParsedObject]]:
+    """Every job's raw object read and parsed, on PARSE_THREADS threads, yielded in order.
+    At most one object per thread is read ahead, so memory holds a few objects, not a day."""
+    def parse_one(job: tuple[date, ObjectInfo]) -> ParsedObject:
+        obj = job[1]
+        return parse_object(spec, obj.key, lake.read_bytes(obj.key), obj.last_modified)
+
+    if PARSE_THREADS == 1 or len(jobs) < 2:
+        for job in jobs:
+            yield job, parse_one(job)
+        return
+    with ThreadPoolExecutor(PARSE_THREADS, thread_name_prefix="parse") as pool:
+        ahead: deque = deque()
+        pending = iter(jobs)
+        for job in islice(pending, PARSE_THREADS):
+            ahead.append((job, pool.submit(parse_one, job)))
+        while ahead:
+            job, future = ahead.popleft()
+            for nxt in islice(pending, 1):
+                ahead.append((nxt, pool.submit(parse_one, nxt)))
+            try:
+                parsed = future.result()
+            except BaseException:
+                for _, other in ahead:
+                    other.cancel()
+                raise
+            yield job, parsed
+
+
+def _add_object(report: TrustedReport, obj: ObjectInfo, parsed: ParsedObject, spec: TableSpec) -> None:
+    """One parsed raw object's figures added to its day's report."""
+    trusted, quarantine = parsed.changes, parsed.quarantine
+    report.rows_in += parsed.rows_in
+    report.tombstones += parsed.tombstones
+    if parsed.empty:
+        report.empty_objects.append(obj.key)
+    report.rows_out += trusted.num_rows
+    report.quarantined += quarantine.num_rows
+    report.ops.update(_value_counts(trusted.column("_op")))
+    report.quarantine_reasons.update(_value_counts(quarantine.column("_reason_code")))
+    if trusted.num_rows:
+        bounds = pc.min_max(trusted.column("_commit_ts"))
+        lo, hi = bounds["min"].as_py(), bounds["max"].as_py()
+        report.min_commit_ts = lo if report.min_commit_ts is None else min(report.min_commit_ts, lo)
+        report.max_commit_ts = hi if report.max_commit_ts is None else max(report.max_commit_ts, hi)
+    shown = 0 if report.preview is None else report.preview.num_rows
+    if shown < 10 and trusted.num_rows:
+        head = trusted.slice(0, 10 - shown)
+        report.preview = head if report.preview is None else pa.concat_tables([report.preview, head])
+    report.null_keys += quality.null_key_count(trusted, spec.primary_key)
+    for problem in quality.schema_mismatches(trusted, spec):
+        if problem not in report.schema_mismatches:
+            report.schema_mismatches.append(problem)
+
+
+def _vanished(lake: Lake, spec: TableSpec, day: date, objects: list[ObjectInfo], allow_shrink: bool) -> list[str]:
+    """Raw objects the day was built from that are gone now: ``RawObjectsMissing`` unless
+    ``allow_shrink``. Raw is never modified, so that is retention or a mistake, and
+    rebuilding without them would silently drop their changes."""
+    vanished = sorted(set(_sources_of(lake, spec, day)) - {obj.key for obj in objects})
     if vanished and not allow_shrink:
         shown = ", ".join(lake.describe(k) for k in vanished[:5]) + (f" and {len(vanished) - 5} more" if len(vanished) > 5 else "")
         raise RawObjectsMissing(
             f"{spec.name} {day}: {len(vanished)} raw object(s) this partition was built from are gone: {shown}. "
             "Restore them, or re-run with allow_shrink: true to rebuild the partition without them."
         )
-    report.vanished_objects = vanished
-    changes, rejected = [], []
-    for obj in objects:
-        parsed = parse_object(spec, obj.key, lake.read_bytes(obj.key), obj.last_modified)
-        changes.append(parsed.changes)
-        rejected.append(parsed.quarantine)
-        report.rows_in += parsed.rows_in
-        report.tombstones += parsed.tombstones
-        if parsed.empty:
-            report.empty_objects.append(obj.key)
-    trusted = pa.concat_tables(changes) if changes else trusted_schema(spec).empty_table()
-    quarantine = pa.concat_tables(rejected) if rejected else QUARANTINE_SCHEMA.empty_table()
-    report.rows_out, report.quarantined = trusted.num_rows, quarantine.num_rows
-    report.ops = Counter(_value_counts(trusted.column("_op")))
-    report.quarantine_reasons = Counter(_value_counts(quarantine.column("_reason_code")))
-    if trusted.num_rows:
-        bounds = pc.min_max(trusted.column("_commit_ts"))
-        report.min_commit_ts, report.max_commit_ts = bounds["min"].as_py(), bounds["max"].as_py()
-    report.preview = trusted.slice(0, 10)
-    report.null_keys = quality.null_key_count(trusted, spec.primary_key)
-    report.schema_mismatches = quality.schema_mismatches(trusted, spec)
-    # no raw objects (any more) for that day: no partition, no manifest
-    sources = {"digest": report.raw_digest, "objects": [[o.key, o.etag] for o in objects]} if objects else None
-    return report, delta.DayWrite(day, trusted, quarantine, sources)
+    return vanished
 
 
 def _sources_of(lake: Lake, spec: TableSpec, day: date) -> list[str]:

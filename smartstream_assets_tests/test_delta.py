@@ -22,11 +22,13 @@ import pyarrow.parquet as pq
 import pytest
 
 from smartstream_assets import delta, ingestion
-from smartstream_assets.cdc import QUARANTINE_SCHEMA, apply_changes, current_rows, parse_object, trusted_schema
+from smartstream_assets.cdc import QUARANTINE_SCHEMA, UnreadableObject, apply_changes, current_rows, parse_object, trusted_schema
+from smartstream_assets.cdc.apply import last_change_per_key
+from smartstream_assets.lake import LocalLake
 from smartstream_assets.migrate import has_legacy_layout, migrate_table
 from smartstream_assets.tables import TableSpec
 
-from .helpers import SPEC, rows, seed_history
+from .helpers import PREFIX, SPEC, emp, rows, seed_history, write
 from .test_ingestion_hardened import any_lake, lake  # noqa: F401 (the same lake fixtures: local, local + SeaweedFS)
 
 KV = TableSpec(name="kv", raw_prefix="raw/kv/", format="dms_csv", primary_key=("id",), columns={"id": "int64", "v": "string"})
@@ -466,6 +468,85 @@ def test_a_composite_key_of_text_and_time_merges_like_apply_changes(lake):
     expected = sorted(rows(current_rows(state), "station", "at", "level"))
     assert sorted(rows(delta.read_current(lake, "readings"), "station", "at", "level")) == expected
     assert len(expected) > 10
+
+
+def test_a_first_update_reads_trusted_in_two_passes_and_equals_the_in_memory_reduction(lake, monkeypatch):
+    """A first update (and a rebuild) reads trusted whole: the winners are decided on the
+    key and order columns alone, then the table is streamed again for their rows (memory
+    for the winners, not the table). That gives exactly the in-memory reduction, in key
+    order, for an integer key and a text + time key. Rows whose (source, line) repeat,
+    which parsing never produces, fall back to the in-memory reduction, still exact."""
+    fallbacks = []
+    in_memory = delta._latest_in_memory
+    monkeypatch.setattr(delta, "_latest_in_memory", lambda *a, **k: fallbacks.append(a[-1]) or in_memory(*a, **k))
+    rng = random.Random(3)
+
+    def expected(spec):
+        schema = trusted_schema(spec)
+        return last_change_per_key(delta.read_trusted(lake, spec.name).select(schema.names).cast(schema), list(spec.primary_key))
+
+    def two_pass(spec):
+        trusted = delta.open_table(lake, delta.trusted_table(spec.name))
+        return delta._latest_changes(lake, trusted, None, delta.trusted_table(spec.name), spec)
+
+    for d in range(1, 5):  # unique (source, line), equal commit times broken by source then line
+        items = [(rng.choice(["insert", "update", "delete"]), rng.randint(0, 3) * 600, f"raw/{d}/{src}.csv", line,
+                  rng.randint(0, 200), f"d{d}{src}{line}") for src in "ab" for line in range(1, 150)]  # fmt: skip
+        delta.write_days(lake, KV, [day_write(date(2026, 3, d), changes(*items))])
+    found = two_pass(KV)
+    assert found.in_key_order().to_pylist() == expected(KV).to_pylist() and found.rows.num_rows > 150
+    assert found.read == 4 * 2 * 149 and found.days == [f"2026-03-0{d}" for d in range(1, 5)] and not fallbacks
+
+    schema = trusted_schema(READINGS)
+    items = [(rng.choice(["insert", "update"]), BASE + timedelta(seconds=rng.randint(0, 5)), f"raw/{src}.csv", line,
+              rng.choice(["s1", "s2"]), BASE + timedelta(minutes=rng.randint(0, 40)), float(line)) for src in "xyz" for line in range(60)]  # fmt: skip
+    delta.write_days(lake, READINGS, [day_write(date(2026, 3, 1), pa.table([pa.array(c, t) for c, t in zip(zip(*items), schema.types)], schema=schema))])
+    assert two_pass(READINGS).in_key_order().to_pylist() == expected(READINGS).to_pylist() and not fallbacks
+
+    delta.write_days(lake, KV, [day_write(date(2026, 3, 5), changes(("update", 5000, "raw/5/a.csv", 1, 7, "wins"),
+                                                                    ("update", 4000, "raw/5/a.csv", 1, 7, "same line, loses")))])  # fmt: skip
+    found = two_pass(KV)
+    assert found.in_key_order().to_pylist() == expected(KV).to_pylist() and len(fallbacks) == 1
+    report = delta.update_current(lake, KV, rebuild=True)
+    assert report.rebuilt and live(lake) == sorted(rows(current_rows(expected(KV)), "id", "v"))
+
+
+def test_objects_parsed_on_threads_stream_into_one_commit_as_one_thread_builds_it(tmp_path, monkeypatch):
+    """Raw objects are parsed on threads and streamed into the trusted commit as they
+    come: the tables and every report figure equal a one-thread build. An unreadable
+    object in the middle of a backfill fails it naming the key, with nothing committed."""
+
+    def build(name, threads, extra=None):
+        monkeypatch.setattr(ingestion, "PARSE_THREADS", threads)
+        store = LocalLake(tmp_path / name)
+        for d in (1, 2):
+            for f in range(6):
+                lines = [emp("UID"[(f + s) % 3], f"2026-03-0{d} {f:02d}:00:{s:02d}", (f * 7 + s) % 20, city=f"c{d}{f}{s}") for s in range(10)]
+                write(store, f"2026/03/0{d}/2026030{d}-{f:02d}0000000.csv", *lines, "X,2026-03-01 00:00:00,1\n")
+        if extra:
+            store.write_bytes(PREFIX + extra, b"this is not gzip")
+        return store, ingestion.build_trusted_days(store, SPEC, ingestion.raw_objects_by_date(store, SPEC))
+
+    def figures(r):
+        return (r.day, r.objects, r.rows_in, r.rows_out, r.quarantined, dict(r.ops), dict(r.quarantine_reasons), r.min_commit_ts,
+                r.max_commit_ts, r.preview.to_pylist(), r.null_keys, r.schema_mismatches, r.delta_version)  # fmt: skip
+
+    def tables(store):
+        by_line = [("_source_key", "ascending"), ("_source_line", "ascending")]
+        return delta.read_trusted(store, "employees").sort_by(by_line), delta.read_quarantine(store, "employees").sort_by(by_line)
+
+    one, one_reports = build("one", 1)
+    many, many_reports = build("many", 3)
+    assert [figures(r) for r in many_reports] == [figures(r) for r in one_reports]
+    assert [r.rows_out for r in many_reports] == [60, 60] and [r.quarantined for r in many_reports] == [6, 6]
+    for a, b in zip(tables(one), tables(many)):
+        assert a.to_pylist() == b.to_pylist()
+    bad = "2026/03/01/20260301-030000000.csv.gz"  # the middle of the first day, in key order
+    with pytest.raises(UnreadableObject, match=bad):
+        build("bad", 3, extra=bad)
+    failed = LocalLake(tmp_path / "bad")
+    assert delta.trusted_days(failed, "employees") == [] and delta.read_trusted(failed, "employees").num_rows == 0
+    assert delta.table_version(failed, delta.trusted_table("employees")) in (None, 0)  # at most the empty table: no data commit
 
 
 def test_the_key_check_looks_where_the_day_changed_keys_and_catches_a_duplicate_there(lake):

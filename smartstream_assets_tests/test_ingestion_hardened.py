@@ -150,7 +150,7 @@ def interleave(monkeypatch, other):
     """The first ``update_current`` to read trusted's changes (it has opened trusted and
     current already) first lets ``other`` run whole: the forced interleaving in which its
     MERGE commits on top of a newer current than the one it read."""
-    original, fired = delta._changes_since, []
+    original, fired = delta._latest_changes, []
 
     def changes_since(*args, **kwargs):
         if not fired:
@@ -158,7 +158,7 @@ def interleave(monkeypatch, other):
             other()
         return original(*args, **kwargs)
 
-    monkeypatch.setattr(delta, "_changes_since", changes_since)
+    monkeypatch.setattr(delta, "_latest_changes", changes_since)
     return fired
 
 

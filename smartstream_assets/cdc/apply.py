@@ -37,32 +37,46 @@ def apply_changes(state: pa.Table | None, changes: pa.Table, primary_key: tuple[
 
 
 def last_change_per_key(changes: pa.Table, primary_key: list[str]) -> pa.Table:
-    """The last change of every key, by (commit time, source key, line)."""
-    n = changes.num_rows
-    if n == 0:
+    """The last change of every key, by (commit time, source key, line), in key order."""
+    if changes.num_rows == 0:
         return changes
-    # Sort on integers only: the source key becomes its rank among the batch's keys.
+    changes = changes.combine_chunks()  # a take over many chunks copies strings chunk by chunk: ~10x slower
     sources = pc.unique(changes.column("_source_key"))
     sources = sources.take(pc.sort_indices(sources))
-    order = pa.table(
-        {f"k{i}": changes.column(k) for i, k in enumerate(primary_key)}
-        | {
-            "ts": changes.column("_commit_ts"),
-            "src": pc.index_in(changes.column("_source_key"), value_set=sources),
-            "line": changes.column("_source_line"),
-        }
-    )
-    sort_keys = [(f"k{i}", "ascending") for i in range(len(primary_key))]
-    sorted_idx = pc.sort_indices(order, sort_keys=sort_keys + [("ts", "ascending"), ("src", "ascending"), ("line", "ascending")])
-    is_last = np.ones(n, bool)
-    if n > 1:
-        differs = np.zeros(n - 1, bool)
-        for i in range(len(primary_key)):
-            col = order.column(f"k{i}").take(sorted_idx)
-            differs |= pc.not_equal(col.slice(1), col.slice(0, n - 1)).to_numpy(zero_copy_only=False)
-        is_last[:-1] = differs
-    winners = sorted_idx.to_numpy()[is_last]
-    return changes.take(pa.array(winners))
+    ranks = pc.index_in(changes.column("_source_key"), value_set=sources)
+    winners = winning_rows(changes.select(primary_key), changes.column("_commit_ts"), ranks, changes.column("_source_line"))
+    # gathered in their order in the batch (a sequential take), then put in key order
+    by_position = np.argsort(winners, kind="stable")
+    gathered = changes.take(pa.array(winners[by_position]))
+    key_order = np.empty_like(by_position)
+    key_order[by_position] = np.arange(len(by_position))
+    return gathered.take(pa.array(key_order))
+
+
+def winning_rows(keys: pa.Table, commit_ts, source_rank, line) -> np.ndarray:
+    """Positions of the last change of every key (``keys``' columns), in key order; a
+    change is later by (commit time, source rank, line), nulls last (Arrow columns, or
+    numpy integers without nulls).
+
+    The rows are put in change order (a stable numpy lexsort on integers; change logs
+    arrive nearly in that order, which the sort's runs exploit), then Arrow's ordered hash
+    aggregate takes each key's last row. At 3M changes this is ~0.4 s; sorting the whole
+    batch on (key, time, source, line) took ~1.8 s.
+    """
+    top = np.iinfo(np.int64).max
+
+    def ints(values) -> np.ndarray:
+        if isinstance(values, np.ndarray):
+            return values
+        values = pa.chunked_array([values]) if isinstance(values, pa.Array) else values
+        return values.cast(pa.int64()).fill_null(top).to_numpy()
+
+    in_order = np.lexsort((ints(line), ints(source_rank), ints(commit_ts)))
+    names = [f"k{i}" for i in range(keys.num_columns)]
+    ordered = pa.table(dict(zip(names, keys.columns))).take(pa.array(in_order)).append_column("row", pa.array(in_order))
+    # "last" is an ordered aggregation: single-threaded, in the rows' order
+    last = ordered.group_by(names, use_threads=False).aggregate([("row", "last")])
+    return last.sort_by([(k, "ascending") for k in names]).column("row_last").to_numpy()
 
 
 def current_rows(state: pa.Table) -> pa.Table:

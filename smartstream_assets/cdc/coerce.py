@@ -106,6 +106,9 @@ _OUT_OF_RANGE = "is outside years 0001-9999"
 _NONFINITE = "is non-finite (inf, nan, or beyond float64's range); set allow_nonfinite: true on the table to keep it"
 
 
+_OP_CODES = pa.array(["I", "U", "D"])
+
+
 def trusted_schema(spec: TableSpec) -> pa.Schema:
     meta = [("_op", pa.string()), ("_commit_ts", TS_TYPE), ("_source_key", pa.string()), ("_source_line", pa.int64())]
     return pa.schema(meta + list(zip(spec.arrow_schema.names, spec.arrow_schema.types)))
@@ -123,8 +126,10 @@ def coerce(spec: TableSpec, records: RawRecords, source_key: str, default_ts: da
     if records.ops is None:
         op_index = pa.array(np.zeros(n, np.int8))
     else:
-        codes = pc.utf8_upper(pc.utf8_trim_whitespace(records.ops))
-        op_index = pc.index_in(codes, value_set=pa.array(["I", "U", "D"]))
+        op_index = pc.index_in(records.ops, value_set=_OP_CODES)
+        if op_index.null_count:  # lower case or padded codes (or bad ones): normalised, then looked up
+            codes = pc.utf8_upper(pc.utf8_trim_whitespace(records.ops))
+            op_index = pc.index_in(codes, value_set=_OP_CODES)
         problems.add(
             pc.is_null(op_index),
             "unknown_op",

@@ -217,6 +217,7 @@ def write_parsed(
     if not allow_legacy and open_table(lake, trusted_table(spec.name)) is None:
         _refuse_legacy(lake, spec.name)
     schema = trusted_schema(spec)
+    streamed = _source_as_dictionary(schema)
     quarantined: list[pa.Table] = []
 
     def changes() -> Iterator[pa.Table]:
@@ -224,10 +225,10 @@ def write_parsed(
         for day, trusted, quarantine in parse():
             quarantined.append(_with_day(quarantine.cast(QUARANTINE_SCHEMA), day))
             if trusted.num_rows:
-                yield _with_day(trusted.select(schema.names).cast(schema), day)
+                yield _with_day(trusted.select(schema.names).cast(streamed), day)
 
     version, retries = _overwrite_days(
-        lake, trusted_table(spec.name), changes, _with_day(schema.empty_table(), days[0]).schema, days,
+        lake, trusted_table(spec.name), changes, _with_day(streamed.empty_table(), days[0]).schema, days,
         {"smartstream.table": spec.name}, configuration=TRUSTED_CONFIG,
     )  # fmt: skip
     quarantine = pa.concat_tables(quarantined) if quarantined else _with_day(QUARANTINE_SCHEMA.empty_table(), days[0])
@@ -239,6 +240,21 @@ def write_parsed(
         else:
             lake.write_bytes(sources_key(spec.name, day), json.dumps(sources[day]).encode())
     return TrustedCommit(version, retries)
+
+
+def _source_as_dictionary(schema: pa.Schema) -> pa.Schema:
+    """``schema`` with ``_source_key`` dictionary-encoded, as the data is handed to delta-rs.
+
+    A raw object's changes share one source key (~50 bytes repeated per row): as a
+    dictionary, the Parquet writer takes the codes instead of hashing and comparing every
+    value (3M trusted rows: 0.70 s instead of 0.87 s to write, in a probe). The Delta
+    table's column stays a string."""
+    index = schema.get_field_index("_source_key")
+    return schema.set(index, schema.field(index).with_type(pa.dictionary(pa.int32(), pa.string())))
+
+
+def _undictionary(schema: pa.Schema) -> pa.Schema:
+    return pa.schema([f.with_type(f.type.value_type) if pa.types.is_dictionary(f.type) else f for f in schema])
 
 
 class _Stream:
@@ -299,7 +315,7 @@ def _overwrite_days(
             # predicate overwrite as every run: two first writers racing for version 0
             # must not both append (the loser of a create is retried as a later version).
             try:
-                DeltaTable.create(table_uri(lake, path), schema, mode="ignore", partition_by=[PARTITION],
+                DeltaTable.create(table_uri(lake, path), _undictionary(schema), mode="ignore", partition_by=[PARTITION],
                                   configuration=configuration, storage_options=storage_options(lake))  # fmt: skip
             except Exception as exc:
                 last_error = exc
@@ -487,7 +503,7 @@ def _update_current_once(lake: Lake, spec: TableSpec, rebuild: bool) -> MergeRep
                             commit_properties=props)  # fmt: skip
             return MergeReport(current.version(), target_version, days, found.read, latest.num_rows, 0, True, False,
                                _retries_of(lake, path, commit_id))
-        latest = found.in_key_order()
+        latest = found.in_key_order(schema)
         key_range = _key_range(latest, spec)
         on = " AND ".join(f"t.{_q(k)} = s.{_q(k)}" for k in spec.primary_key) + key_range
         metrics = (
@@ -579,18 +595,22 @@ class _Latest:
     read: int  # trusted rows read
     days: list[str]  # ingest dates they came from
 
-    def in_key_order(self) -> pa.Table:
-        return self.rows if self.key_order is None else self.rows.take(self.key_order)
+    def in_key_order(self, schema: pa.Schema) -> pa.Table:
+        rows = self.rows if self.key_order is None else self.rows.take(self.key_order)
+        return rows.select(schema.names).cast(schema)
 
     def reader(self, schema: pa.Schema, batch_rows: int = 1 << 17) -> pa.RecordBatchReader:
         """In key order, a batch at a time: delta-rs encodes one while the next is gathered,
-        and the table is never copied whole."""
+        and the table is never copied whole. The source key goes as a dictionary (see
+        ``_source_as_dictionary``); the table's column stays a string."""
+        streamed = _source_as_dictionary(schema)
+
         def batches() -> Iterator[pa.RecordBatch]:
             for start in range(0, self.rows.num_rows, batch_rows):
                 part = self.rows.slice(start, batch_rows) if self.key_order is None else self.rows.take(self.key_order.slice(start, batch_rows))
-                yield from part.select(schema.names).cast(schema).to_batches()
+                yield from part.select(schema.names).cast(streamed).to_batches()
 
-        return pa.RecordBatchReader.from_batches(schema, batches())
+        return pa.RecordBatchReader.from_batches(streamed, batches())
 
 
 def _latest_changes(lake: Lake, trusted, applied: int | None, path: str, spec: TableSpec) -> _Latest:
@@ -629,12 +649,12 @@ def _latest_of_all(lake: Lake, trusted, path: str, spec: TableSpec) -> _Latest:
     """
     schema = trusted_schema(spec)
     keys = list(spec.primary_key)
-    order = _read(lake, path, trusted, [*keys, "_commit_ts", "_source_key", "_source_line", PARTITION])
+    order = _read(lake, path, trusted, [*keys, "_commit_ts", "_source_key", "_source_line", PARTITION], dictionary=["_source_key"])
     read = order.num_rows
     days = sorted(d.isoformat() for d in pc.unique(order.column(PARTITION)).to_pylist()) if read else []
     if not read:
         return _Latest(schema.empty_table(), None, 0, days)
-    encoded = pc.dictionary_encode(order.column("_source_key").combine_chunks())
+    encoded = order.column("_source_key").combine_chunks()  # the batches' dictionaries unified
     sources = encoded.dictionary.cast(pa.string())  # each object once
     source_index = encoded.indices.to_numpy(zero_copy_only=False).astype(np.int64)
     lines = order.column("_source_line").to_numpy()
@@ -647,11 +667,13 @@ def _latest_of_all(lake: Lake, trusted, path: str, spec: TableSpec) -> _Latest:
     wanted = np.sort((source_index[winners] << _LINE_BITS) | lines[winners])
     del source_index, lines
     kept = []
-    for batch in _batches(lake, path, trusted, schema.names):
-        batch = _plain(pa.table(batch))
+    for batch in _batches(lake, path, trusted, schema.names, dictionary=["_source_key"]):
+        batch = _plain(pa.table(batch).combine_chunks())
         if not batch.num_rows:
             continue
-        index = pc.index_in(batch.column("_source_key"), value_set=sources).fill_null(-1).to_numpy()
+        source = batch.column("_source_key").chunk(0)  # a dictionary of the batch's few objects
+        local = pc.index_in(source.dictionary.cast(pa.string()), value_set=sources).fill_null(-1).to_numpy()
+        index = local[source.indices.fill_null(0).to_numpy()]
         code = (index.astype(np.int64) << _LINE_BITS) | batch.column("_source_line").to_numpy()
         at = np.minimum(np.searchsorted(wanted, code), len(wanted) - 1)
         kept.append(batch.filter(pa.array(wanted[at] == code)))
@@ -668,26 +690,32 @@ def _latest_in_memory(lake: Lake, path: str, trusted, spec: TableSpec, read: int
     return _Latest(last_change_per_key(changes.cast(schema), list(spec.primary_key)), None, read, days)
 
 
-def _read(lake: Lake, path: str, found, columns: list[str]) -> pa.Table:
-    """These columns of the version ``found`` holds, as delta-rs returns them (string views)."""
+def _read(lake: Lake, path: str, found, columns: list[str], dictionary: Iterable[str] = ()) -> pa.Table:
+    """These columns of the version ``found`` holds, as delta-rs returns them (string
+    views; the ``dictionary`` ones dictionary-encoded)."""
     from deltalake import QueryBuilder
 
-    sql = f"SELECT {', '.join(_q(c) for c in columns)} FROM t"
     try:
-        return pa.table(QueryBuilder(_READ_CONFIG).register("t", found).execute(sql).read_all())
+        return pa.table(QueryBuilder(_READ_CONFIG).register("t", found).execute(_select(columns, dictionary)).read_all())
     except Exception as exc:
         raise DeltaTableError(
             f"cannot read version {found.version()} of {_clean(lake, path, exc)} (vacuumed past its retention?)"
         ) from None
 
 
-def _batches(lake: Lake, path: str, found, columns: list[str]) -> Iterator:
-    """These columns of the version ``found`` holds, a batch at a time."""
+def _select(columns: list[str], dictionary: Iterable[str] = ()) -> str:
+    encoded = set(dictionary)
+    listed = (f"arrow_cast({_q(c)}, 'Dictionary(Int32, Utf8)') AS {_q(c)}" if c in encoded else _q(c) for c in columns)
+    return f"SELECT {', '.join(listed)} FROM t"
+
+
+def _batches(lake: Lake, path: str, found, columns: list[str], dictionary: Iterable[str] = ()) -> Iterator:
+    """These columns of the version ``found`` holds, a batch at a time; the ``dictionary``
+    ones dictionary-encoded (a column of few distinct values: no string copied per row)."""
     from deltalake import QueryBuilder
 
-    sql = f"SELECT {', '.join(_q(c) for c in columns)} FROM t"
     try:
-        yield from QueryBuilder(_READ_CONFIG).register("t", found).execute(sql)
+        yield from QueryBuilder(_READ_CONFIG).register("t", found).execute(_select(columns, dictionary))
     except Exception as exc:
         raise DeltaTableError(
             f"cannot read version {found.version()} of {_clean(lake, path, exc)} (vacuumed past its retention?)"

@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 from datetime import date, datetime
 from itertools import islice
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
@@ -189,7 +190,7 @@ def build_trusted_days(
         jobs = [(day, obj) for day in days for obj in objects_by_day[day]]
         for (day, obj), parsed in _parse_in_order(lake, spec, jobs):
             _add_object(reports[day], obj, parsed, spec)
-            yield day, parsed.changes, parsed.quarantine
+            yield day, _one_source(parsed.changes, obj.key), parsed.quarantine
 
     sources = {
         day: {"digest": objects_digest(objs), "objects": [[o.key, o.etag] for o in objs]} if (objs := objects_by_day[day]) else None
@@ -231,6 +232,16 @@ def _parse_in_order(lake: Lake, spec: TableSpec, jobs: list[tuple[date, ObjectIn
                     other.cancel()
                 raise
             yield job, parsed
+
+
+def _one_source(changes: pa.Table, key: str) -> pa.Table:
+    """The object's changes with ``_source_key`` (``key`` on every row) as a dictionary of
+    that one value: what the trusted commit takes without re-encoding it (``delta.write_parsed``)."""
+    if not changes.num_rows or changes.column("_source_key")[0].as_py() != key:
+        return changes  # (parse_object names every change after its object: never the second)
+    codes = pa.array(np.zeros(changes.num_rows, np.int32))
+    index = changes.schema.get_field_index("_source_key")
+    return changes.set_column(index, "_source_key", pa.DictionaryArray.from_arrays(codes, pa.array([key])))
 
 
 def _add_object(report: TrustedReport, obj: ObjectInfo, parsed: ParsedObject, spec: TableSpec) -> None:

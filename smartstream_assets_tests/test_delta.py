@@ -494,21 +494,28 @@ def test_a_first_update_reads_trusted_in_two_passes_and_equals_the_in_memory_red
                   rng.randint(0, 200), f"d{d}{src}{line}") for src in "ab" for line in range(1, 150)]  # fmt: skip
         delta.write_days(lake, KV, [day_write(date(2026, 3, d), changes(*items))])
     found = two_pass(KV)
-    assert found.in_key_order().to_pylist() == expected(KV).to_pylist() and found.rows.num_rows > 150
+    assert found.in_key_order(trusted_schema(KV)).to_pylist() == expected(KV).to_pylist() and found.rows.num_rows > 150
     assert found.read == 4 * 2 * 149 and found.days == [f"2026-03-0{d}" for d in range(1, 5)] and not fallbacks
 
     schema = trusted_schema(READINGS)
     items = [(rng.choice(["insert", "update"]), BASE + timedelta(seconds=rng.randint(0, 5)), f"raw/{src}.csv", line,
               rng.choice(["s1", "s2"]), BASE + timedelta(minutes=rng.randint(0, 40)), float(line)) for src in "xyz" for line in range(60)]  # fmt: skip
     delta.write_days(lake, READINGS, [day_write(date(2026, 3, 1), pa.table([pa.array(c, t) for c, t in zip(zip(*items), schema.types)], schema=schema))])
-    assert two_pass(READINGS).in_key_order().to_pylist() == expected(READINGS).to_pylist() and not fallbacks
+    assert two_pass(READINGS).in_key_order(schema).to_pylist() == expected(READINGS).to_pylist() and not fallbacks
 
     delta.write_days(lake, KV, [day_write(date(2026, 3, 5), changes(("update", 5000, "raw/5/a.csv", 1, 7, "wins"),
                                                                     ("update", 4000, "raw/5/a.csv", 1, 7, "same line, loses")))])  # fmt: skip
     found = two_pass(KV)
-    assert found.in_key_order().to_pylist() == expected(KV).to_pylist() and len(fallbacks) == 1
+    assert found.in_key_order(trusted_schema(KV)).to_pylist() == expected(KV).to_pylist() and len(fallbacks) == 1
+    first = delta.update_current(lake, KV)  # a new current: the winners appended
+    assert not first.rebuilt and live(lake) == sorted(rows(current_rows(expected(KV)), "id", "v"))
     report = delta.update_current(lake, KV, rebuild=True)
     assert report.rebuilt and live(lake) == sorted(rows(current_rows(expected(KV)), "id", "v"))
+    # the source key went to delta-rs as a dictionary; the table's column is still a string,
+    # so the next update merges instead of rebuilding for a changed schema
+    assert delta._plain_schema(delta.open_table(lake, "current/kv")) == trusted_schema(KV)
+    delta.write_days(lake, KV, [day_write(date(2026, 3, 6), changes(("update", 9000, "raw/6/a.csv", 1, 7, "later")))])
+    assert not delta.update_current(lake, KV).rebuilt and (7, "later") in live(lake)
 
 
 def test_objects_parsed_on_threads_stream_into_one_commit_as_one_thread_builds_it(tmp_path, monkeypatch):
@@ -541,6 +548,9 @@ def test_objects_parsed_on_threads_stream_into_one_commit_as_one_thread_builds_i
     assert [r.rows_out for r in many_reports] == [60, 60] and [r.quarantined for r in many_reports] == [6, 6]
     for a, b in zip(tables(one), tables(many)):
         assert a.to_pylist() == b.to_pylist()
+    # handed to delta-rs as a dictionary, the source key stays a string column of the table
+    assert delta._plain_schema(delta.open_table(many, delta.trusted_table("employees"))) == delta._with_day(
+        trusted_schema(SPEC).empty_table(), date(2026, 3, 1)).schema  # fmt: skip
     bad = "2026/03/01/20260301-030000000.csv.gz"  # the middle of the first day, in key order
     with pytest.raises(UnreadableObject, match=bad):
         build("bad", 3, extra=bad)

@@ -160,13 +160,14 @@ def coerce(spec: TableSpec, records: RawRecords, source_key: str, default_ts: da
             blank = pc.equal(pc.utf8_length(pc.utf8_trim_whitespace(typed[name])), 0)
             problems.add(blank, "missing_key", lambda i, name=name: f"primary key {name} is blank ({typed[name][i].as_py()!r})")
 
-    good = pa.array(~problems.bad)
     op_names = pa.array(OPS).take(pc.fill_null(op_index, 0))
     changes = pa.Table.from_arrays(
         [op_names, commit_ts, pa.repeat(pa.scalar(source_key), n), pa.array(records.lines, pa.int64())]
         + [typed[c] for c in spec.columns],
         schema=trusted_schema(spec),
-    ).filter(good)
+    )
+    if problems.bad.any():  # a filter copies every column even when it keeps every row
+        changes = changes.filter(pa.array(~problems.bad))
     return changes, _quarantine(records, source_key, problems)
 
 

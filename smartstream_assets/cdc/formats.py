@@ -222,8 +222,10 @@ def read_csv_records(
     newlines = all_newlines[np.searchsorted(all_newlines, body) :]
     quotes = np.flatnonzero(buf == 34)
     quotes = quotes[np.searchsorted(quotes, body) :]
-    commas = np.flatnonzero(buf == 44)
-    all_commas = commas = commas[np.searchsorted(commas, body) :]
+    commas = all_commas = None  # without quotes, counted per record below instead of listed
+    if quotes.size:
+        commas = np.flatnonzero(buf == 44)
+        all_commas = commas = commas[np.searchsorted(commas, body) :]
     spanned = newlines[:0]  # the newlines inside quoted values
     if quotes.size and not _quotes_are_field_delimiters(buf, quotes):
         # A quote inside an unquoted field (O"Brien) or one never closed breaks the parity rule.
@@ -244,7 +246,14 @@ def read_csv_records(
     if not len(starts):
         return _no_csv_records(names)
     lines = np.searchsorted(all_newlines, starts) + 1
-    nfields = np.searchsorted(commas, ends) - np.searchsorted(commas, starts) + 1
+    if commas is None:
+        # No quote: every comma separates two fields. Counted from each record's start to
+        # the next one's (what lies between is its line end, or blank lines) in one pass,
+        # instead of listing every comma's position: 8 bytes a comma, ~90 a record, and two
+        # binary searches over them (a tenth of the parse of a 3M-event backfill).
+        nfields = np.add.reduceat(buf == 44, starts, dtype=np.int64) + 1
+    else:
+        nfields = np.searchsorted(commas, ends) - np.searchsorted(commas, starts) + 1
     good = nfields == len(names)
     if quoted_newlines and _may_hide_an_unclosed_quote(
         buf, all_newlines, spanned, quotes, all_commas, ends, lines, good, len(names)

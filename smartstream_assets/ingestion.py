@@ -179,13 +179,14 @@ def build_trusted_days(
     """
     days = sorted(objects_by_day)
     vanished = {day: _vanished(lake, spec, day, objects_by_day[day], allow_shrink) for day in days}
+    digests = {day: objects_digest(objects_by_day[day]) for day in days}
     reports: dict[date, TrustedReport] = {}
 
     def parse() -> Iterator[tuple[date, pa.Table, pa.Table]]:
         reports.clear()  # a restarted commit parses again
         for day in days:
             objects = objects_by_day[day]
-            reports[day] = TrustedReport(day=day, objects=len(objects), raw_digest=objects_digest(objects),
+            reports[day] = TrustedReport(day=day, objects=len(objects), raw_digest=digests[day],
                                          vanished_objects=vanished[day])  # fmt: skip
         jobs = [(day, obj) for day in days for obj in objects_by_day[day]]
         for (day, obj), parsed in _parse_in_order(lake, spec, jobs):
@@ -193,7 +194,7 @@ def build_trusted_days(
             yield day, _one_source(parsed.changes, obj.key), parsed.quarantine
 
     sources = {
-        day: {"digest": objects_digest(objs), "objects": [[o.key, o.etag] for o in objs]} if (objs := objects_by_day[day]) else None
+        day: {"digest": digests[day], "objects": [[o.key, o.etag] for o in objs]} if (objs := objects_by_day[day]) else None
         for day in days
     }  # no raw objects (any more) for a day: no partition, no manifest
     commit = delta.write_parsed(lake, spec, sources, parse)
@@ -238,7 +239,7 @@ def _one_source(changes: pa.Table, key: str) -> pa.Table:
     """The object's changes with ``_source_key`` (``key`` on every row) as a dictionary of
     that one value: what the trusted commit takes without re-encoding it (``delta.write_parsed``)."""
     if not changes.num_rows or changes.column("_source_key")[0].as_py() != key:
-        return changes  # (parse_object names every change after its object: never the second)
+        return changes  # parse_object stamps every change with its object's key; anything else goes as it is
     codes = pa.array(np.zeros(changes.num_rows, np.int32))
     index = changes.schema.get_field_index("_source_key")
     return changes.set_column(index, "_source_key", pa.DictionaryArray.from_arrays(codes, pa.array([key])))

@@ -655,11 +655,13 @@ def _latest_of_all(lake: Lake, trusted, path: str, spec: TableSpec) -> _Latest:
     rank_of[pc.sort_indices(sources).to_numpy()] = np.arange(len(sources))  # the source keys' order
     winners = winning_rows(_plain(order.select(keys)), order.column("_commit_ts"), rank_of[source_index], lines)
     del order, encoded
-    wanted = np.sort((source_index[winners] << _LINE_BITS) | lines[winners])
+    codes = (source_index[winners] << _LINE_BITS) | lines[winners]  # in key order
     del source_index, lines
-    kept = []
+    by_code = np.argsort(codes)
+    wanted = codes[by_code]
+    kept, ranks = [], []  # each kept row's place in key order
     for batch in _batches(lake, path, trusted, schema.names, dictionary=["_source_key"]):
-        batch = _plain(pa.table(batch).combine_chunks())
+        batch = _plain(pa.table(batch))  # Arrow's filter takes no string views
         if not batch.num_rows:
             continue
         source = batch.column("_source_key").chunk(0)  # a dictionary of the batch's few objects
@@ -667,12 +669,19 @@ def _latest_of_all(lake: Lake, trusted, path: str, spec: TableSpec) -> _Latest:
         index = local[source.indices.fill_null(0).to_numpy()]
         code = (index.astype(np.int64) << _LINE_BITS) | batch.column("_source_line").to_numpy()
         at = np.minimum(np.searchsorted(wanted, code), len(wanted) - 1)
-        kept.append(batch.filter(pa.array(wanted[at] == code)))
-    rows = pa.concat_tables(kept).combine_chunks() if kept else schema.empty_table()
-    if rows.num_rows != len(wanted):  # the table changed under the scan, or a (source, line) repeats
+        hit = wanted[at] == code
+        kept.append(batch.filter(pa.array(hit)))
+        ranks.append(by_code[at[hit]])
+    rows = pa.concat_tables(kept) if kept else schema.empty_table()  # chunked: the reader takes from the chunks (a combine copied 1M rows, ~0.35 s)
+    rank = np.concatenate(ranks) if ranks else np.empty(0, np.int64)
+    found = np.zeros(len(wanted), bool)
+    found[rank] = True
+    if rows.num_rows != len(wanted) or not found.all():  # the table changed under the scan, or a (source, line) repeats
         return _latest_in_memory(lake, path, trusted, spec, read, days)
-    key_order = pc.sort_indices(rows, sort_keys=[(k, "ascending") for k in keys])
-    return _Latest(rows, key_order, read, days)
+    # the key order is known from the winners: no sort of the rows (~0.55 s at 1M rows)
+    key_order = np.empty(len(rank), np.int64)
+    key_order[rank] = np.arange(len(rank))
+    return _Latest(rows, pa.array(key_order), read, days)
 
 
 def _latest_in_memory(lake: Lake, path: str, trusted, spec: TableSpec, read: int, days: list[str]) -> _Latest:

@@ -130,6 +130,27 @@ def test_each_malformed_line_is_quarantined_with_its_reason_and_the_rest_survive
     assert parsed.rows_in == 11
 
 
+def test_records_whose_extra_and_missing_fields_balance_out_are_each_still_quarantined():
+    """A file without quotes whose commas add up to the right total is taken as good at
+    first; a record with one field too many and one with one too few must still be found
+    (pyarrow refuses them, and the file is read again with every record counted)."""
+    spec = people_spec(timestamp_column="ts")
+    data = (
+        b"I,2026-03-02 10:00:00,1,Ann,1,t,,\n"
+        + b"I,2026-03-02 10:00:00,2,Bob,1,t,,,\n"  # 9 fields
+        + b"\n  \t\n"  # blank lines hold no comma
+        + b"I,2026-03-02 10:00:00,3,Cy,1,t,\n"  # 7 fields
+        + b"U,2026-03-02 11:00:00,1,Ann2,2,f,,\n"
+    )
+    parsed = parse_object(spec, CDC_KEY, data, T0)
+    assert rows(parsed.changes, "id", "name", "_source_line") == [(1, "Ann", 1), (1, "Ann2", 6)]
+    assert rows(parsed.quarantine, "_source_line", "_reason_code") == [(2, "wrong_field_count"), (5, "wrong_field_count")]
+    reasons = parsed.quarantine.column("_reason").to_pylist()
+    assert "expected 8 fields, found 9" in reasons[0] and "expected 8 fields, found 7" in reasons[1]
+    good = parse_object(spec, CDC_KEY, b"I,2026-03-02 10:00:00,1,Ann,1,t,,\n\n  \nU,2026-03-02 11:00:00,1,B,2,f,,\n", T0)
+    assert rows(good.changes, "name", "_source_line") == [("Ann", 1), ("B", 4)] and good.quarantine.num_rows == 0
+
+
 def test_a_stray_quote_inside_an_unquoted_field_is_parsed_like_the_csv_module_does():
     spec = people_spec()
     data = b'I,1,O"Brien,1,t,,\nI,2,Bob,2,t,,\n'

@@ -72,11 +72,24 @@ def winning_rows(keys: pa.Table, commit_ts, source_rank, line) -> np.ndarray:
         return values.cast(pa.int64()).fill_null(top).to_numpy()
 
     in_order = np.lexsort((ints(line), ints(source_rank), ints(commit_ts)))
+    if keys.num_columns == 1 and pa.types.is_integer(keys.schema.types[0]) and keys.column(0).null_count == 0:
+        return _last_of_integer_keys(keys.column(0).to_numpy(), in_order)
     names = [f"k{i}" for i in range(keys.num_columns)]
     ordered = pa.table(dict(zip(names, keys.columns))).take(pa.array(in_order)).append_column("row", pa.array(in_order))
     # "last" is an ordered aggregation: single-threaded, in the rows' order
     last = ordered.group_by(names, use_threads=False).aggregate([("row", "last")])
     return last.sort_by([(k, "ascending") for k in names]).column("row_last").to_numpy()
+
+
+def _last_of_integer_keys(key: np.ndarray, in_order: np.ndarray) -> np.ndarray:
+    """``winning_rows`` for one integer key without nulls: pandas' hash-based
+    ``duplicated(keep="last")`` over the keys in change order, then a numpy sort of the
+    winners by key. At 3M changes ~0.45 s against ~0.85 s for Arrow's take + ordered
+    group-by + sort (``benchmarks/ingest.py``)."""
+    import pandas as pd
+
+    winners = in_order[~pd.Series(key[in_order]).duplicated(keep="last").to_numpy()]
+    return winners[np.argsort(key[winners], kind="stable")]
 
 
 def current_rows(state: pa.Table) -> pa.Table:

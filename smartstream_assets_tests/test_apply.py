@@ -136,3 +136,9 @@ def test_winning_rows_takes_each_keys_last_change_in_key_order_on_every_path():
     pair = (key % 7, key.astype(str))
     composite = winning_rows(pa.table({"a": pair[0], "b": pair[1]}), commit, rank, line)
     assert composite.tolist() == reference(list(zip(*(p.tolist() for p in pair))))
+    # keys of a small type (slots past its range), uint64 keys near the top, sparse keys (pandas)
+    for typed in (key.astype(np.int16) * 80, key.astype(np.uint64) + np.uint64(2**64 - 1000), key * 10**12):
+        assert winning_rows(pa.table({"k": typed}), commit, rank, line).tolist() == reference(typed.tolist())
+    # lines that do not fit the one tie-break key (negative here) take three sort keys
+    order = [(t, r, s - 2500) for t, r, s in order]
+    assert winning_rows(pa.table({"k": key}), commit, rank, line - 2500).tolist() == reference(key.tolist())

@@ -503,10 +503,17 @@ def test_a_first_update_reads_trusted_in_two_passes_and_equals_the_in_memory_red
     delta.write_days(lake, READINGS, [day_write(date(2026, 3, 1), pa.table([pa.array(c, t) for c, t in zip(zip(*items), schema.types)], schema=schema))])
     assert two_pass(READINGS).in_key_order(schema).to_pylist() == expected(READINGS).to_pylist() and not fallbacks
 
+    # a line number far beyond the lines read (slots per line would outgrow the table): in memory, still exact
+    delta.write_days(lake, KV, [day_write(date(2026, 3, 7), changes(("update", 5000, "raw/7/a.csv", 10**12, 8, "far")))])
+    found = two_pass(KV)
+    assert found.in_key_order(trusted_schema(KV)).to_pylist() == expected(KV).to_pylist() and len(fallbacks) == 1
+    delta.write_days(lake, KV, [day_write(date(2026, 3, 7), changes(("update", 5000, "raw/7/a.csv", 900, 8, "near")))])
+    assert two_pass(KV).in_key_order(trusted_schema(KV)).to_pylist() == expected(KV).to_pylist() and len(fallbacks) == 1
+
     delta.write_days(lake, KV, [day_write(date(2026, 3, 5), changes(("update", 5000, "raw/5/a.csv", 1, 7, "wins"),
                                                                     ("update", 4000, "raw/5/a.csv", 1, 7, "same line, loses")))])  # fmt: skip
     found = two_pass(KV)
-    assert found.in_key_order(trusted_schema(KV)).to_pylist() == expected(KV).to_pylist() and len(fallbacks) == 1
+    assert found.in_key_order(trusted_schema(KV)).to_pylist() == expected(KV).to_pylist() and len(fallbacks) == 2
     first = delta.update_current(lake, KV)  # a new current: the winners appended
     assert not first.rebuilt and live(lake) == sorted(rows(current_rows(expected(KV)), "id", "v"))
     report = delta.update_current(lake, KV, rebuild=True)

@@ -171,7 +171,9 @@ class TrustedCommit:
 
 
 def _with_day(table: pa.Table, day: date) -> pa.Table:
-    return table.append_column(pa.field(PARTITION, pa.date32()), pa.array([day] * table.num_rows, pa.date32()))
+    # pa.repeat, not a list of dates: 3M rows took 0.49 s of Python (holding the GIL, in the
+    # thread that feeds delta-rs) against 0.01 s
+    return table.append_column(pa.field(PARTITION, pa.date32()), pa.repeat(pa.scalar(day, pa.date32()), table.num_rows))
 
 
 def _days_predicate(days: Iterable[date]) -> str:

@@ -226,7 +226,7 @@ def read_csv_records(
         names, body = _header_line(data, content.start())
     assert names is not None
     newlines = all_newlines[np.searchsorted(all_newlines, body) :]
-    quotes = np.flatnonzero(buf == 34)
+    quotes = np.flatnonzero(buf == 34) if b'"' in data else all_newlines[:0]  # memchr first: most files hold none
     quotes = quotes[np.searchsorted(quotes, body) :]
     commas = all_commas = None  # without quotes, counted per record below instead of listed
     if quotes.size:
@@ -243,7 +243,8 @@ def read_csv_records(
     quoted_newlines = bool(spanned.size)
     starts = np.concatenate(([body], newlines + 1))
     ends = np.concatenate((newlines, [len(buf)]))
-    ends = ends - ((ends > starts) & (buf[np.maximum(ends - 1, 0)] == 13))  # CRLF
+    if b"\r" in data:
+        ends = ends - ((ends > starts) & (buf[np.maximum(ends - 1, 0)] == 13))  # CRLF
     keep = ends > starts  # pyarrow skips empty lines too
     starts, ends = starts[keep], ends[keep]
     blank = _whitespace_lines(buf, starts, ends)
@@ -251,7 +252,11 @@ def read_csv_records(
         starts, ends = starts[~blank], ends[~blank]
     if not len(starts):
         return _no_csv_records(names)
-    lines = np.searchsorted(all_newlines, starts) + 1
+    first, last = np.searchsorted(all_newlines, starts[[0, -1]]) + 1
+    if last - first + 1 == len(starts):  # no line skipped (the usual file): no search per record
+        lines = np.arange(first, last + 1, dtype=np.int64)
+    else:
+        lines = np.searchsorted(all_newlines, starts) + 1
     optimistic = False
     if commas is None:
         # No quote: every comma separates two fields, and a blank line holds none. When
@@ -369,6 +374,8 @@ def _may_hide_an_unclosed_quote(buf, all_newlines, spanned, quotes, all_commas, 
 
 
 def _is_utf8(data: bytes) -> bool:
+    if data.isascii():  # no copy (a decode builds the whole str)
+        return True
     try:
         data.decode("utf-8")
     except UnicodeDecodeError:

@@ -287,7 +287,7 @@ def _table(args) -> int:
 
         hours = args.retention_hours if args.retention_hours is not None else default_retention_hours()
         order = list(tables[name].primary_key) if args.zone == "current" else None
-        done = delta.maintain(lake, path, z_order=order, retention_hours=hours, dry_run=args.dry_run)
+        done = delta.maintain(lake, path, z_order=order, retention_hours=hours, dry_run=args.dry_run, keys=tables[name].primary_key)
         print(
             f"{lake.describe(path)}: v{done.version}; {done.optimized.get('numFilesRemoved', 0)} files rewritten into "
             f"{done.optimized.get('numFilesAdded', 0)}; {len(done.vacuumed)} files "

@@ -608,3 +608,63 @@ def test_processes_that_write_from_threads_and_read_exit_cleanly(tmp_path):
                               text=True, cwd=Path(__file__).resolve().parents[1], timeout=120)  # fmt: skip
         assert done.returncode == 0 and done.stdout.split() == ["4", "4"], done.stderr[-2000:]
         assert "terminate called" not in done.stderr
+
+
+def test_importing_smartstream_puts_arrow_on_jemalloc_unless_the_environment_chooses(tmp_path):
+    """pyarrow's buffers come from jemalloc once smartstream is imported (mimalloc's quick
+    return of freed pages cost a backfill ~13%); ARROW_DEFAULT_MEMORY_POOL still decides."""
+    probe = "import smartstream_assets, pyarrow as pa; print(pa.default_memory_pool().backend_name)"
+
+    def backend(**env):
+        base = {k: v for k, v in os.environ.items() if k != "ARROW_DEFAULT_MEMORY_POOL"}
+        done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, env=base | env, cwd=tmp_path, timeout=120)
+        assert done.returncode == 0, done.stderr
+        return done.stdout.strip()
+
+    assert backend() == "jemalloc"
+    assert backend(ARROW_DEFAULT_MEMORY_POOL="system") == "system"
+
+
+def _encodings(lake, path: str) -> dict[str, set[str]]:
+    """Every Parquet encoding each column uses in the files the table's latest version reads."""
+    found: dict[str, set[str]] = {}
+    for uri in delta.open_table(lake, path).file_uris():
+        meta = pq.ParquetFile(uri.removeprefix("file://")).metadata
+        for g in range(meta.num_row_groups):
+            for c in range(meta.num_columns):
+                column = meta.row_group(g).column(c)
+                found.setdefault(column.path_in_schema, set()).update(column.encodings)
+    return found
+
+
+def test_commit_times_lines_and_integer_keys_are_delta_packed_in_every_write_and_rewrite(lake):
+    """The commit time, the line and an integer key are stored DELTA_BINARY_PACKED (not a
+    dictionary that overflows into PLAIN), in trusted, a first current, a MERGE, a rebuild
+    and a maintenance rewrite; text columns keep their dictionary, and DuckDB's reader reads it."""
+    packed = {"_commit_ts", "_source_line", "id"}
+
+    def check(path):
+        found = _encodings(lake, path)
+        assert found, path
+        for name in packed:
+            assert "DELTA_BINARY_PACKED" in found[name] and "PLAIN_DICTIONARY" not in found[name], (path, name, found[name])
+        assert "RLE_DICTIONARY" in found["v"] or "PLAIN_DICTIONARY" in found["v"], (path, found["v"])
+
+    items = [("insert", i // 50, "raw/a.csv", i + 1, i, f"v{i % 7}") for i in range(3000)]
+    delta.write_days(lake, KV, [day_write(date(2026, 3, 1), changes(*items))])
+    check("trusted/kv")
+    delta.update_current(lake, KV)  # a first current: appended
+    check("current/kv")
+    delta.write_days(lake, KV, [day_write(date(2026, 3, 2), changes(*[("update", 900, "raw/b.csv", i + 1, i * 3, "w") for i in range(500)]))])
+    assert delta.update_current(lake, KV).updated == 500  # a MERGE rewrites the files it touches
+    check("current/kv")
+    delta.update_current(lake, KV, rebuild=True)
+    check("current/kv")
+    delta.maintain(lake, "current/kv", z_order=["id"], retention_hours=0, keys=["id"])
+    delta.maintain(lake, "trusted/kv", retention_hours=0, keys=["id"])
+    check("current/kv")
+    check("trusted/kv")
+    expected = sorted((i, "w" if i % 3 == 0 and i < 1500 else f"v{i % 7}") for i in range(3000))
+    assert live(lake) == expected
+    files = [u.removeprefix("file://") for u in delta.open_table(lake, "current/kv").file_uris()]  # DuckDB's own Parquet reader
+    assert duckdb.execute("SELECT id, v FROM read_parquet(?) WHERE _op <> 'delete' ORDER BY id", [files]).fetchall() == expected

@@ -71,7 +71,7 @@ def build_maintenance_job(spec: TableSpec) -> dg.JobDefinition:
             ("trusted", delta.trusted_table(spec.name), None),
             ("quarantine", delta.quarantine_table(spec.name), None),
         ):
-            result = delta.maintain(store, path, z_order=order, retention_hours=hours, dry_run=config.dry_run)
+            result = delta.maintain(store, path, z_order=order, retention_hours=hours, dry_run=config.dry_run, keys=spec.primary_key)
             if result is None:
                 context.log.info(f"{store.describe(path)}: no Delta table yet")
                 continue

@@ -414,6 +414,10 @@ def main() -> None:
         print(f"{name:<44}{r['seconds']:>9.2f}{n / r['seconds']:>12,.0f}{r['peak_rss_mb']:>14.0f}")
     print()
     print(f"throughput vs duckdb:                 {duck['seconds'] / backfill['seconds']:.2f}x (target >= 1.0x; best of {args.repeat} each)")
+    ours_median, duck_median = (float(np.median([r["seconds"] for r in runs])) for runs in (backfills, ducks))
+    wins = sum(o["seconds"] < d["seconds"] for o, d in zip(backfills, ducks))
+    print(f"  median of the runs:                 {duck_median / ours_median:.2f}x ({ours_median:.2f} s vs {duck_median:.2f} s); "
+          f"faster in {wins} of {args.repeat} alternating pairs")  # fmt: skip
     if loop:
         print(f"throughput vs per-record Lambda:      {lam['seconds'] / backfill['seconds']:.1f}x (target >= 20x)")
         print(f"throughput vs in-memory record loop:  {loop['seconds'] / backfill['seconds']:.1f}x")

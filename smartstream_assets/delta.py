@@ -52,7 +52,6 @@ TRUSTED_CONFIG = {"delta.enableChangeDataFeed": "true"}
 # one CDC day into 3M rows took 0.59 s with 8 MiB files, 0.18 s with 2 MiB (benchmarks/delta_merge.py)
 TARGET_FILE_BYTES = 2 << 20
 COMMIT_RETRIES = 15
-_PACKED_ALWAYS = ("_commit_ts", "_source_line")
 UPDATE_ATTEMPTS = 5  # whole updates started over after a concurrent update won
 DEFAULT_RETENTION_HOURS = 168  # Delta's default: 7 days of versions stay readable
 _READ_CONFIG = {"datafusion.execution.batch_size": str(1 << 18)}  # whole-table reads, see _scan
@@ -175,6 +174,9 @@ def _with_day(table: pa.Table, day: date) -> pa.Table:
     # pa.repeat, not a list of dates: 3M rows took 0.49 s of Python (holding the GIL, in the
     # thread that feeds delta-rs) against 0.01 s
     return table.append_column(pa.field(PARTITION, pa.date32()), pa.repeat(pa.scalar(day, pa.date32()), table.num_rows))
+
+
+_PACKED_ALWAYS = ("_commit_ts", "_source_line")  # in every table that has them (trusted, current)
 
 
 def _writer_properties(schema: pa.Schema, keys: Iterable[str] = ()):

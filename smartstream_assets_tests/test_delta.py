@@ -236,15 +236,21 @@ def test_updates_of_current_racing_with_writers_end_exact(any_lake):
 
 
 KILLED_WRITER = """
-import sys, pyarrow as pa
+import sys, time, deltalake
 from datetime import date
 from smartstream_assets import delta
 from smartstream_assets.lake import LocalLake
 from smartstream_assets_tests.test_delta import KV, changes, day_write
 lake = LocalLake(sys.argv[1])
-big = changes(*[("insert", i, "big", i, i, "x" * 200) for i in range(400_000)])
-print("writing", flush=True)
-delta.write_days(lake, KV, [day_write(date(2026, 4, d), big) for d in range(1, 16)])
+original = deltalake.write_deltalake
+deltalake.write_deltalake = lambda *a, **k: original(*a, **{**k, "target_file_size": 1 << 20})  # files written as they fill
+writes = [day_write(date(2026, 4, d), changes(*[("insert", i, "big", i, i, f"{i:08x}" * 8) for i in range(100_000)])) for d in range(1, 4)]
+
+def parse():
+    yield from ((w.day, w.trusted, w.quarantine) for w in writes)
+    time.sleep(3600)  # the stream never ends, so the commit is never reached: killed mid-write, always
+
+delta.write_parsed(lake, KV, {w.day: w.sources for w in writes}, parse)
 print("done", flush=True)
 """
 

@@ -671,11 +671,10 @@ def _latest_of_all(lake: Lake, trusted, path: str, spec: TableSpec) -> _Latest:
     encoded = order.column("_source_key").combine_chunks()  # the batches' dictionaries unified
     sources = encoded.dictionary.cast(pa.string())  # each object once
     source_index = encoded.indices.to_numpy(zero_copy_only=False).astype(np.int64)
-    if order.column("_source_line").null_count:
+    line_column = order.column("_source_line")
+    if line_column.null_count or pc.min_max(line_column)["min"].as_py() < 0:  # no slot for such a line
         return _latest_in_memory(lake, path, trusted, spec, read, days)
-    lines = order.column("_source_line").to_numpy()
-    if lines.min(initial=0) < 0:
-        return _latest_in_memory(lake, path, trusted, spec, read, days)
+    lines = line_column.to_numpy()
     rank_of = np.empty(len(sources), np.int64)
     rank_of[pc.sort_indices(sources).to_numpy()] = np.arange(len(sources))  # the source keys' order
     winners = winning_rows(_plain(order.select(keys)), order.column("_commit_ts"), rank_of[source_index], lines)
